@@ -1,0 +1,1 @@
+"""The command line: each module parses one subcommand's flags, calls the core, and renders."""

@@ -1,0 +1,42 @@
+"""The one rich console and progress bar style every subcommand uses."""
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import (BarColumn, MofNCompleteColumn, Progress, ProgressColumn, SpinnerColumn,
+                           Task, TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+from rich.text import Text
+
+console = Console(stderr=True, highlight=False)
+
+
+class RateColumn(ProgressColumn):
+    """Items per second (or seconds per item when slower than one a second)."""
+
+    def __init__(self, unit: str = "it") -> None:
+        super().__init__()
+        self.unit = unit
+
+    def render(self, task: Task) -> Text:
+        speed = task.finished_speed or task.speed
+        if not speed:
+            return Text(f"-- {self.unit}/s", style="cyan")
+        if speed >= 1:
+            return Text(f"{speed:.1f} {self.unit}/s", style="cyan")
+        return Text(f"{1 / speed:.1f} s/{self.unit}", style="cyan")
+
+
+def progress(unit: str = "it", transient: bool = False, disable: bool = False) -> Progress:
+    """Bar with count, rate and ETA: ``with progress("img") as p: t = p.add_task("matte", total=n)``."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        RateColumn(unit),
+        TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=transient,
+        disable=disable,
+    )

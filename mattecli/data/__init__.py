@@ -1,0 +1,1 @@
+"""Dataset building blocks: compositing, trimaps, background plates, samples, manifests."""

@@ -1,0 +1,1 @@
+"""Running matting methods on images and videos."""

@@ -1,0 +1,26 @@
+"""Padding to a multiple of the network stride, in one place for every family."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int = 32, mode: str = "reflect") -> tuple[torch.Tensor, tuple[int, int]]:
+    """Pad the bottom and right of a BxCxHxW tensor to multiples of ``multiple``.
+
+    Returns the padded tensor and the original (H, W) for :func:`crop_to`. Reflect padding
+    (mmagic's ``resize_method='pad'``) needs the pad to be smaller than the side; tiny
+    inputs fall back to replicate padding.
+    """
+    h, w = x.shape[-2:]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph == 0 and pw == 0:
+        return x, (h, w)
+    if mode == "reflect" and (ph >= h or pw >= w):
+        mode = "replicate"
+    return F.pad(x, (0, pw, 0, ph), mode=mode), (h, w)
+
+
+def crop_to(x: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    h, w = size
+    return x[..., :h, :w]

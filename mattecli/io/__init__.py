@@ -1,0 +1,1 @@
+"""File input/output shared by every subcommand: images, atomic writes, checkpoints."""
