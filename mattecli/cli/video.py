@@ -1,8 +1,156 @@
-"""`mattecli video` (being written)."""
+"""`mattecli video INPUT --background PLATE --out OUT_DIR`: matte a video against a clean plate."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
+CAPTURE_TIPS = ("Capture tips (Background Matting): lock exposure and focus, film the plate from the same spot, "
+                "avoid shadows on the background and subject colours close to it.")
+
+
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """'R,G,B' (0-255) or '#RRGGBB'."""
+    from mattecli.errors import MatteError
+
+    t = text.strip()
+    try:
+        if t.startswith("#") and len(t) == 7:
+            return tuple(int(t[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        parts = [int(p) for p in t.replace(" ", "").split(",")]
+        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
+            return tuple(parts)  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise MatteError(f"--bg-color '{text}': expected R,G,B with values 0-255 or #RRGGBB")
+
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    from mattecli.errors import MatteError
+    from mattecli.inference.video import OUTPUT_KINDS
+
+    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
+    bad = [k for k in kinds if k not in OUTPUT_KINDS]
+    if bad or not kinds:
+        raise MatteError(f"--output '{text}': choose any of {', '.join(OUTPUT_KINDS)}")
+    return kinds
+
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("video", epilog=CAPTURE_TIPS)
+    def video(
+        input: Path = typer.Argument(..., help="Video to matte (anything ffmpeg reads)."),
+        background: Path = typer.Option(..., "--background", "-b",
+                                        help="Clean plate: an image (fixed camera) or a video (frame by frame)."),
+        out: Path = typer.Option(..., "--out", "-o", help="Folder for <stem>_<kind> outputs."),
+        output: str = typer.Option("comp,alpha", "--output",
+                                   help="Comma-separated subset of comp, alpha, rgba, fg."),
+        bg_color: str = typer.Option("120,255,155", "--bg-color", help="Composite colour, R,G,B or #RRGGBB."),
+        bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="Composite over this image instead."),
+        bg_video: Optional[Path] = typer.Option(None, "--bg-video", help="Composite over this video (looped)."),
+        rgba_format: str = typer.Option("mov", "--rgba-format",
+                                        help="rgba container: mov (ProRes 4444), webm (VP9) or png (sequence)."),
+        alpha_format: str = typer.Option("mov", "--alpha-format",
+                                         help="alpha matte: mov (lossless QuickTime Animation), mkv (lossless "
+                                              "FFV1) or mp4 (near-lossless H.264)."),
+        align: bool = typer.Option(False, "--align/--no-align",
+                                   help="Hand-held camera: register the plate onto every frame (homography)."),
+        match_exposure: bool = typer.Option(False, "--match-exposure/--no-match-exposure",
+                                            help="Match the plate's exposure to each frame (bias and gain)."),
+        low: float = typer.Option(16.0, "--low", min=0, help="Colour distance (0-255) at or below which alpha is 0."),
+        high: float = typer.Option(48.0, "--high", min=1, help="Colour distance at or above which alpha is 1."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (else skipped)."),
+        sheet: bool = typer.Option(True, "--sheet/--no-sheet",
+                                   help="Also write <stem>_sheet.png: a few frames with alpha and composite."),
+    ) -> None:
+        """Matte a video against a clean background plate, without trained weights.
+
+        Keeps the exact frame rate and copies the audio into every output that can hold it.
+        """
+        from mattecli.errors import BadInput, MatteError
+        from mattecli.inference.video import ALPHA_FORMATS, RGBA_FORMATS
+
+        kinds = parse_outputs(output)
+        if rgba_format not in RGBA_FORMATS:
+            raise MatteError(f"--rgba-format '{rgba_format}': choose one of {', '.join(RGBA_FORMATS)}")
+        if alpha_format not in ALPHA_FORMATS:
+            raise MatteError(f"--alpha-format '{alpha_format}': choose one of {', '.join(ALPHA_FORMATS)}")
+        if bg_image is not None and bg_video is not None:
+            raise MatteError("give at most one of --bg-image and --bg-video")
+        if not low < high:
+            raise MatteError(f"--low ({low}) must be below --high ({high})")
+        colour = parse_colour(bg_color)
+        for p in (input, background, bg_image, bg_video):
+            if p is not None and not p.is_file():
+                raise BadInput(p, "no such file")
+        _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
+             align, match_exposure, low, high, overwrite, sheet)
+
+
+def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colour: tuple[int, int, int],
+         bg_image: Path | None, bg_video: Path | None, rgba_format: str, alpha_format: str,
+         align: bool, match_exposure: bool, low: float, high: float, overwrite: bool, sheet: bool) -> None:
+    from rich.table import Table
+
+    from mattecli.console import console, progress
+    from mattecli.inference.plate import PlateMatting, PlateSettings
+    from mattecli.inference.video import (VideoJob, background_source, fps_text, plate_source, run_video)
+    from mattecli.io.video import probe_video
+
+    info = probe_video(input)
+    size = (info.width, info.height)
+    job = VideoJob(input=input, out_dir=out, plate=plate_source(background, size), outputs=kinds,
+                   background=(background_source(bg_image or bg_video, size) if (bg_image or bg_video) else None),
+                   bg_colour=colour, rgba_format=rgba_format, alpha_format=alpha_format, overwrite=overwrite)
+    method = PlateMatting(PlateSettings(low=low, high=high), align=align, exposure=match_exposure)
+    console.print(f"[bold]{input.name}[/]: {info.width}x{info.height}, {fps_text(info.fps)} fps, "
+                  f"audio {info.audio_codec or 'none'}; method: background plate"
+                  f"{' + alignment' if align else ''}{' + exposure matching' if match_exposure else ''} on cpu")
+
+    keep = _SheetFrames(info.frames_estimate) if sheet else None
+    with progress("frame") as bar:
+        task = bar.add_task("matte", total=info.frames_estimate or None)
+        report = run_video(job, method, progress=lambda n: bar.advance(task, n),
+                           on_frame_result=keep.offer if keep else None)
+        bar.update(task, total=report.frames, completed=report.frames)
+    if report.skipped and not report.outputs:
+        console.print(f"all outputs exist (use --overwrite to redo): {', '.join(p.name for p in report.skipped)}")
+        return
+    table = Table(title=None, show_header=True, header_style="bold")
+    table.add_column("output")
+    table.add_column("file")
+    table.add_column("audio")
+    for o in report.outputs:
+        table.add_row(o.kind, str(o.path), o.audio)
+    for p in report.skipped:
+        table.add_row("", str(p), "exists, skipped")
+    console.print(table)
+    console.print(f"{report.frames} frames: model {1000 * report.model_seconds / max(report.frames, 1):.1f} ms/frame "
+                  f"({report.model_fps:.1f} fps); end to end {report.total_seconds:.1f} s "
+                  f"({report.end_to_end_fps:.1f} fps, decode + matte + encode)")
+    if report.alignment_failures:
+        console.print(f"[yellow]warning:[/] no reliable plate homography in {report.alignment_failures} of "
+                      f"{report.frames} frames; the identity was used there")
+    if keep and keep.rows:
+        from mattecli.report import alpha_display, checkerboard_composite, write_contact_sheet
+
+        path = out / f"{input.stem}_sheet.png"
+        rows = [[frame, alpha_display(alpha), checkerboard_composite(fg, alpha)] for frame, alpha, fg in keep.rows]
+        write_contact_sheet(path, rows, ["frame", "alpha", "foreground over checkerboard"], cell_width=320)
+        console.print(f"contact sheet: {path}")
+
+
+class _SheetFrames:
+    """Keeps (frame, alpha, fg) of up to four evenly spaced frames for the contact sheet."""
+
+    def __init__(self, total_estimate: int, count: int = 4) -> None:
+        n = max(total_estimate, 1)
+        self.wanted = sorted({round(i * (n - 1) / max(count - 1, 1)) for i in range(count)})
+        self.index = 0
+        self.rows: list[tuple] = []
+
+    def offer(self, frame: object, result: object) -> None:
+        if self.index in self.wanted:
+            self.rows.append((frame, result.alpha, result.fg))
+        self.index += 1

@@ -161,3 +161,32 @@ def write_samples(out_dir: str | os.PathLike, seed: int = 0, foregrounds: int = 
         write_image(out / "bg" / f"{name}.jpg", generate_background(seed, name, w, h))
         bgs.append(f"{name}.jpg")
     return SampleSet(out / "fg", out / "alpha", out / "bg", names, bgs)
+
+
+def sample_clip(seed: int = 0, frames: int = 48, size: tuple[int, int] = (320, 240)
+                ) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
+    """A short fixed-camera clip: a sample foreground gliding over a static background.
+
+    Returns (plate, frames, true alphas): the clean background plate (uint8 HxWx3) and,
+    per frame, the composite (uint8 HxWx3) and its ground-truth alpha (uint8 HxW), for the
+    demo and the video tests. Each frame adds a little sensor noise, as a real camera
+    would, so the plate never matches the frame exactly.
+    """
+    width, height = size
+    rng = rng_for(seed, "clip")
+    plate = generate_background(seed, "clip_bg", width, height)
+    fw, fh = int(width * 0.6) // 2 * 2, int(height * 0.75) // 2 * 2
+    fg, alpha = generate_foreground(seed, "clip_fg", fw, fh)
+    images, alphas = [], []
+    for t in range(frames):
+        x = int(round((width - fw) * (0.5 + 0.4 * np.sin(2 * np.pi * t / frames))))
+        y = int(round((height - fh) * (0.6 + 0.3 * np.cos(2 * np.pi * t / frames))))
+        a_full = np.zeros((height, width), np.uint8)
+        a_full[y:y + fh, x:x + fw] = alpha
+        f_full = np.zeros((height, width, 3), np.uint8)
+        f_full[y:y + fh, x:x + fw] = fg
+        a = a_full.astype(np.float32)[:, :, None] / 255.0
+        comp = f_full * a + plate * (1.0 - a) + rng.normal(0, 1.5, plate.shape)
+        images.append(np.clip(np.round(comp), 0, 255).astype(np.uint8))
+        alphas.append(a_full)
+    return plate, images, alphas

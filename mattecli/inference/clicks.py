@@ -1,0 +1,105 @@
+"""Clicks: the ``--clicks`` JSON file, and the maps methods read them as.
+
+File format: ``{"<image>": [{"x": 12, "y": 30.5, "label": "fg"}, ...], ...}`` where
+``<image>`` is the image's path relative to the input folder (or its file name when the
+input is one image), with or without the extension, ``x``/``y`` are pixel coordinates
+(column, row; 0-based, origin top-left) and ``label`` is "fg" or "bg".
+
+A click becomes a disk of ``radius`` pixels: every pixel whose centre lies within
+``radius`` of the click. Where disks overlap, the later click in the list wins.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from mattecli.data.trimap import BACKGROUND, FOREGROUND, UNKNOWN
+from mattecli.errors import BadInput
+
+DEFAULT_RADIUS = 5
+LABELS = {"fg": True, "bg": False}
+
+
+@dataclass(frozen=True)
+class Click:
+    x: float
+    y: float
+    positive: bool  # True: foreground, False: background
+
+
+def _parse_click(path: Path, key: str, i: int, entry: object) -> Click:
+    where = f"entry {i} of {key!r}"
+    if not isinstance(entry, dict):
+        raise BadInput(path, f"{where} is not an object with x, y and label")
+    try:
+        x, y, label = entry["x"], entry["y"], entry["label"]
+    except KeyError as exc:
+        raise BadInput(path, f"{where} lacks {exc.args[0]!r}") from None
+    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
+        raise BadInput(path, f"{where}: x and y must be numbers")
+    if label not in LABELS:
+        raise BadInput(path, f"{where}: label must be \"fg\" or \"bg\", not {label!r}")
+    return Click(float(x), float(y), LABELS[label])
+
+
+def read_clicks(path: str | os.PathLike) -> dict[str, list[Click]]:
+    """Parse and validate a clicks file; keys are normalised to POSIX relative paths."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise BadInput(path, f"cannot open ({exc.strerror or exc})") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BadInput(path, f"not valid JSON ({exc})") from None
+    if not isinstance(data, dict):
+        raise BadInput(path, "expected a JSON object mapping image names to lists of clicks")
+    out: dict[str, list[Click]] = {}
+    for key, entries in data.items():
+        if not isinstance(entries, list):
+            raise BadInput(path, f"{key!r} must map to a list of clicks")
+        name = PurePosixPath(key.replace("\\", "/")).as_posix()  # also drops a leading "./"
+        out[name] = [_parse_click(path, key, i, e) for i, e in enumerate(entries)]
+    return out
+
+
+def clicks_for(clicks: dict[str, list[Click]], rel: PurePosixPath) -> tuple[str, list[Click]] | None:
+    """The (key, clicks) naming the image at ``rel``: with its extension first, then without."""
+    for key in (rel.as_posix(), rel.with_suffix("").as_posix()):
+        if key in clicks:
+            return key, clicks[key]
+    return None
+
+
+def _disks(clicks: list[Click], height: int, width: int, radius: float, path: object) -> list[tuple[np.ndarray, Click]]:
+    ys, xs = np.ogrid[:height, :width]
+    disks = []
+    for c in clicks:
+        if not (0 <= c.x <= width - 1 and 0 <= c.y <= height - 1):
+            raise BadInput(path, f"click at ({c.x:g}, {c.y:g}) lies outside the {width}x{height} image")
+        disks.append(((xs - c.x) ** 2 + (ys - c.y) ** 2 <= radius * radius, c))
+    return disks
+
+
+def constraint_map(clicks: list[Click], height: int, width: int, radius: float = DEFAULT_RADIUS,
+                   path: object = "clicks") -> np.ndarray:
+    """uint8 HxW in the trimap encoding: 255 foreground disks, 0 background disks, 128 free."""
+    out = np.full((height, width), UNKNOWN, np.uint8)
+    for disk, c in _disks(clicks, height, width, radius, path):
+        out[disk] = FOREGROUND if c.positive else BACKGROUND
+    return out
+
+
+def click_maps(clicks: list[Click], height: int, width: int, radius: float = DEFAULT_RADIUS,
+               path: object = "clicks") -> np.ndarray:
+    """float32 2xHxW guidance for click models: channel 0 positive disks, 1 negative disks (0/1).
+
+    Unlike :func:`constraint_map`, overlapping disks of both labels both stay set.
+    """
+    out = np.zeros((2, height, width), np.float32)
+    for disk, c in _disks(clicks, height, width, radius, path):
+        out[0 if c.positive else 1][disk] = 1.0
+    return out

@@ -1,0 +1,333 @@
+"""The video pipeline: decode, matte and encode overlapped, with model and end-to-end time apart.
+
+Three stages run at once, joined by bounded queues (so memory stays flat whatever the
+length): a reader thread decodes the input (and the plate or background videos, if any),
+the calling thread runs the matting method, and a writer thread composes every requested
+output and pipes it into its own ffmpeg encoder process. The method's time is measured
+around its call alone ("model time"); the end-to-end time runs from the first decode to the
+last file moved into place. Peers quote the first and users experience the second, so both
+are reported.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator, Protocol
+
+import cv2
+import numpy as np
+
+from mattecli.errors import BadInput, MatteError
+from mattecli.io.video import FORMATS, PngSequenceWriter, VideoInfo, VideoWriter, probe_video, read_frames
+
+OUTPUT_KINDS = ("comp", "alpha", "rgba", "fg")
+RGBA_FORMATS = ("mov", "webm", "png")
+ALPHA_FORMATS = ("mov", "mkv", "mp4")
+DEFAULT_BG_COLOUR = (120, 255, 155)  # the green of BGMv2 and RVM composites
+_QUEUE_DEPTH = 6
+_STOP = object()
+
+
+class FrameMethod(Protocol):
+    """Matting for one frame: (frame uint8 HxWx3, plate uint8 HxWx3) -> (alpha float32 HxW, fg uint8 HxWx3)."""
+
+    def __call__(self, frame: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+# --- frame sources (plates and backgrounds) ---------------------------------------------
+
+def fit_cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """Scale to cover width x height keeping the aspect, then crop the centre."""
+    h, w = image.shape[:2]
+    if (w, h) == (width, height):
+        return image
+    scale = max(width / w, height / h)
+    nw, nh = max(width, round(w * scale)), max(height, round(h * scale))
+    resized = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_CUBIC)
+    x, y = (nw - width) // 2, (nh - height) // 2
+    return np.ascontiguousarray(resized[y:y + height, x:x + width])
+
+
+class StillSource:
+    """The same image for every frame."""
+
+    def __init__(self, image: np.ndarray) -> None:
+        self.image = image
+
+    def frames(self) -> Iterator[np.ndarray]:
+        while True:
+            yield self.image
+
+
+class VideoSource:
+    """Frames of another video, resized to the input's size; at its end it holds the last frame
+    (``loop=False``, for a plate video) or starts again (``loop=True``, for a background video)."""
+
+    def __init__(self, path: Path, size: tuple[int, int], loop: bool, cover: bool = True) -> None:
+        self.path = path
+        self.info = probe_video(path)
+        self.size = size
+        self.loop = loop
+        self.cover = cover
+
+    def _fit(self, frame: np.ndarray) -> np.ndarray:
+        w, h = self.size
+        if self.cover:
+            return fit_cover(frame, w, h)
+        return frame if frame.shape[:2] == (h, w) else cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        last = None
+        while True:
+            for frame in read_frames(self.path, info=self.info):
+                last = self._fit(frame)
+                yield last
+            if last is None:
+                raise BadInput(self.path, "video has no frames")
+            if not self.loop:
+                while True:
+                    yield last
+
+
+# --- the job ------------------------------------------------------------------------------
+
+@dataclass
+class VideoJob:
+    """What ``mattecli video`` asks for, resolved to files and sources."""
+
+    input: Path
+    out_dir: Path
+    plate: StillSource | VideoSource
+    outputs: tuple[str, ...] = ("comp", "alpha")
+    background: StillSource | VideoSource | None = None  # None: the colour below
+    bg_colour: tuple[int, int, int] = DEFAULT_BG_COLOUR
+    rgba_format: str = "mov"
+    alpha_format: str = "mov"
+    overwrite: bool = False
+
+    def output_path(self, kind: str) -> Path:
+        stem = self.input.stem
+        if kind == "rgba":
+            suffix = "" if self.rgba_format == "png" else FORMATS[self.rgba_format].suffix
+        elif kind == "alpha":
+            suffix = FORMATS[self.format_for("alpha")].suffix
+        else:
+            suffix = FORMATS["mp4"].suffix
+        return self.out_dir / f"{stem}_{kind}{suffix}"
+
+    def format_for(self, kind: str) -> str:
+        if kind == "rgba":
+            return self.rgba_format
+        if kind == "alpha":
+            return {"mov": "mov-alpha", "mkv": "mkv", "mp4": "mp4-alpha"}[self.alpha_format]
+        return "mp4"
+
+
+@dataclass
+class OutputReport:
+    kind: str
+    path: Path
+    audio: str  # "copied", "re-encoded to X", "none in source", "not possible (PNG sequence)", "skipped"
+
+
+@dataclass
+class VideoReport:
+    """Timings and what was written; fps figures count frames over seconds."""
+
+    input: Path
+    info: VideoInfo
+    frames: int = 0
+    model_seconds: float = 0.0
+    total_seconds: float = 0.0
+    alignment_failures: int = 0
+    outputs: list[OutputReport] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+    @property
+    def model_fps(self) -> float:
+        return self.frames / self.model_seconds if self.model_seconds > 0 else 0.0
+
+    @property
+    def end_to_end_fps(self) -> float:
+        return self.frames / self.total_seconds if self.total_seconds > 0 else 0.0
+
+
+def _audio_note(writer: VideoWriter | PngSequenceWriter, source_audio: str | None) -> str:
+    if isinstance(writer, PngSequenceWriter):
+        return "not possible (PNG sequence)" if source_audio else "none in source"
+    if source_audio is None:
+        return "none in source"
+    return "copied" if writer.audio == "copy" else f"re-encoded to {writer.audio}"
+
+
+def _open_writer(job: VideoJob, kind: str, info: VideoInfo) -> VideoWriter | PngSequenceWriter:
+    path = job.output_path(kind)
+    if kind == "rgba" and job.rgba_format == "png":
+        return PngSequenceWriter(path)
+    return VideoWriter(path, FORMATS[job.format_for(kind)], (info.width, info.height), info.fps,
+                       audio_from=job.input if info.audio_codec else None, audio_codec=info.audio_codec)
+
+
+def compose_outputs(kinds: tuple[str, ...], alpha: np.ndarray, fg: np.ndarray,
+                    background: np.ndarray | None) -> dict[str, np.ndarray]:
+    """The frames each output kind gets: alpha uint8, fg RGB, rgba straight (not premultiplied),
+    comp = alpha*F + (1-alpha)*background using the estimated foreground, rounded."""
+    a8 = np.clip(alpha * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
+    out: dict[str, np.ndarray] = {}
+    if "alpha" in kinds:
+        out["alpha"] = a8
+    if "fg" in kinds:
+        out["fg"] = fg
+    if "rgba" in kinds:
+        out["rgba"] = np.dstack([fg, a8])
+    if "comp" in kinds:
+        bg = background.astype(np.float32)
+        comp = bg + alpha[:, :, None] * (fg.astype(np.float32) - bg)
+        out["comp"] = np.clip(comp + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[[int], None] | None = None,
+              on_frame_result: Callable[[np.ndarray, object], None] | None = None) -> VideoReport:
+    """Matte ``job.input`` into the requested outputs. ``progress(n)`` is called as frames are written;
+    ``on_frame_result(frame, result)`` sees every method result (e.g. to keep frames for a contact sheet).
+
+    Outputs that already exist are skipped unless ``job.overwrite``; nothing half-written is
+    ever left under a final name (see mattecli.io.video).
+    """
+    start = time.perf_counter()
+    info = probe_video(job.input)
+    report = VideoReport(job.input, info)
+    kinds = []
+    for kind in job.outputs:
+        if job.output_path(kind).exists() and not job.overwrite:
+            report.skipped.append(job.output_path(kind))
+        else:
+            kinds.append(kind)
+    if not kinds:
+        return report
+    kinds_t = tuple(kinds)
+    if isinstance(job.plate, StillSource) and job.plate.image.shape[:2] != (info.height, info.width) \
+            and not getattr(method, "align", False):
+        h, w = job.plate.image.shape[:2]
+        raise MatteError(f"the plate is {w}x{h} but {job.input} is {info.width}x{info.height}; "
+                         "pass --align to register a differently framed plate")
+    colour = np.empty((info.height, info.width, 3), np.uint8)
+    colour[:] = job.bg_colour
+    background = job.background or StillSource(colour)
+
+    q_in: queue.Queue = queue.Queue(_QUEUE_DEPTH)
+    q_out: queue.Queue = queue.Queue(_QUEUE_DEPTH)
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def put(q: queue.Queue, item: object) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def reader() -> None:
+        try:
+            plates = job.plate.frames()
+            bgs = background.frames() if "comp" in kinds_t else None
+            for frame in read_frames(job.input, info=info):
+                item = (frame, next(plates), next(bgs) if bgs is not None else None)
+                if not put(q_in, item):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+            errors.append(exc)
+        finally:
+            put(q_in, _STOP)
+
+    writers: dict[str, VideoWriter | PngSequenceWriter] = {}
+
+    def writer() -> None:
+        try:
+            while True:
+                item = q_out.get()
+                if item is _STOP:
+                    return
+                alpha, fg, bg = item
+                for kind, frame in compose_outputs(kinds_t, alpha, fg, bg).items():
+                    writers[kind].write(frame)
+                if progress:
+                    progress(1)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+            stop.set()
+
+    try:
+        for kind in kinds_t:
+            writers[kind] = _open_writer(job, kind, info)
+        threads = [threading.Thread(target=reader, daemon=True, name="mattecli-decode"),
+                   threading.Thread(target=writer, daemon=True, name="mattecli-encode")]
+        for t in threads:
+            t.start()
+        while not stop.is_set():
+            try:
+                item = q_in.get(timeout=0.1)
+            except queue.Empty:
+                if not threads[1].is_alive():
+                    break
+                continue
+            if item is _STOP:
+                break
+            frame, plate, bg = item
+            t0 = time.perf_counter()
+            result = method(frame, plate)
+            report.model_seconds += time.perf_counter() - t0
+            alpha, fg = (result.alpha, result.fg) if hasattr(result, "alpha") else result
+            if getattr(result, "alignment", None) is not None and not result.alignment.found:
+                report.alignment_failures += 1
+            if on_frame_result is not None:
+                on_frame_result(frame, result)
+            report.frames += 1
+            if not put(q_out, (alpha, fg, bg)):
+                break
+        put(q_out, _STOP)
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        if report.frames == 0:
+            raise BadInput(job.input, "video has no frames")
+        for kind in kinds_t:
+            writers[kind].close()
+            report.outputs.append(OutputReport(kind, writers[kind].path, _audio_note(writers[kind], info.audio_codec)))
+    except BaseException:
+        stop.set()
+        for w in writers.values():
+            w.abort()
+        raise
+    report.total_seconds = time.perf_counter() - start
+    return report
+
+
+def plate_source(path: Path, size: tuple[int, int]) -> StillSource | VideoSource:
+    """A plate from an image (fixed camera) or a video (frame i for frame i, the last one held)."""
+    from mattecli.io.images import is_image, read_rgb
+
+    if is_image(path):
+        return StillSource(read_rgb(path))
+    return VideoSource(path, size, loop=False, cover=False)
+
+
+def background_source(path: Path, size: tuple[int, int]) -> StillSource | VideoSource:
+    """A composite background from an image or a (looping) video, scaled to cover the frame."""
+    from mattecli.io.images import is_image, read_rgb
+
+    if is_image(path):
+        return StillSource(fit_cover(read_rgb(path), *size))
+    return VideoSource(path, size, loop=True, cover=True)
+
+
+def fps_text(fps: Fraction) -> str:
+    return f"{fps.numerator}/{fps.denominator} ({float(fps):.3f})" if fps.denominator != 1 else str(fps.numerator)

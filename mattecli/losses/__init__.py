@@ -1,0 +1,1 @@
+"""Training losses, by kind (matting losses now; segmentation/perceptual ones as families need them)."""

@@ -1,0 +1,67 @@
+"""All four metrics of one prediction, in either convention."""
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+
+from mattecli.metrics.alpha import as_alpha, unknown_region
+from mattecli.metrics.connectivity import connectivity_error
+from mattecli.metrics.gradient import gradient_error
+from mattecli.metrics.mse import mse
+from mattecli.metrics.sad import sad
+
+METRIC_NAMES = ("sad", "mse", "grad", "conn")
+CONVENTIONS = ("matlab", "mmagic")
+
+
+def check_metric_names(metrics: Iterable[str]) -> tuple[str, ...]:
+    """The requested metrics in canonical order; unknown names are a ValueError."""
+    wanted = [m.strip().lower() for m in metrics if m.strip()]
+    bad = [m for m in wanted if m not in METRIC_NAMES]
+    if bad or not wanted:
+        raise ValueError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from {', '.join(METRIC_NAMES)}")
+    return tuple(m for m in METRIC_NAMES if m in wanted)
+
+
+def _masked_by_trimap(pred: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """mmagic's matting models set known pixels from the trimap before scoring (its metrics
+    refuse a prediction that is not masked), so its numbers are those of the masked prediction."""
+    out = pred.copy()
+    out[trimap == 0] = 0
+    out[trimap == 255] = 1
+    return out
+
+
+def compute_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
+                    metrics: Iterable[str] = METRIC_NAMES, convention: str = "matlab") -> dict[str, float]:
+    """SAD, MSE, Grad and Conn of one prediction, as the DIM MATLAB code computes them.
+
+    ``pred`` and ``gt`` are HxW uint8 (/255), uint16 (/65535) or float in [0, 1]; ``trimap``
+    is HxW uint8 with the unknown region exactly 128. SAD, Grad and Conn are divided by 1000
+    (as published); MSE is raw. ``convention="mmagic"`` reproduces mmagic 1.x instead (SAD
+    and the MSE numerator over the whole image, np.arange levels, OpenCV tie order).
+    """
+    names = check_metric_names(metrics)
+    if convention not in CONVENTIONS:
+        raise ValueError(f"unknown convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
+    unknown = unknown_region(trimap)
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if not pred.shape == gt.shape == unknown.shape:
+        raise ValueError(f"shapes differ: pred {pred.shape}, gt {gt.shape}, trimap {unknown.shape}")
+    matlab = convention == "matlab"
+    dtype = np.float32 if matlab else np.float64  # MATLAB: single(x)/255; mmagic: x / 255.0
+    p, g = as_alpha(pred, dtype), as_alpha(gt, dtype)
+    if not matlab:
+        p = _masked_by_trimap(p, np.asarray(trimap))
+    scores: dict[str, float] = {}
+    for name in names:
+        if name == "sad":
+            scores[name] = sad(p, g, unknown if matlab else None)
+        elif name == "mse":
+            scores[name] = mse(p, g, unknown, sum_over_all=not matlab)
+        elif name == "grad":
+            scores[name] = gradient_error(p, g, unknown, convention)
+        else:
+            scores[name] = connectivity_error(p, g, unknown, convention)
+    return scores

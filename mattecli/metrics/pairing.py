@@ -1,0 +1,88 @@
+"""Which prediction goes with which ground truth and trimap.
+
+Files are matched by their path relative to their folder without the extension, so
+``pred/a/b.png`` pairs with ``gt/a/b.jpg``. A ground truth may also be found under the name
+with a trailing ``_<k>`` removed: Composition-1k keeps one alpha per foreground
+(``alpha/<fg>.png``) and one trimap and prediction per composite (``<fg>_<k>.png``).
+"""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mattecli.data.manifest import read_manifest, resolve
+from mattecli.errors import BadInput
+from mattecli.io.images import list_images
+
+_COMPOSITE_SUFFIX = re.compile(r"_\d+$")
+
+
+@dataclass(frozen=True)
+class EvalItem:
+    """One image to score; ``name`` is what the reports show."""
+
+    name: str
+    pred: Path
+    gt: Path
+    trimap: Path
+
+
+@dataclass
+class Pairing:
+    items: list[EvalItem] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # one readable line per unpaired name
+
+
+def index_folder(folder: str | os.PathLike) -> dict[str, Path]:
+    """Images under ``folder`` keyed by relative path without extension."""
+    folder = Path(folder)
+    index: dict[str, Path] = {}
+    for path in list_images(folder):
+        key = path.relative_to(folder).with_suffix("").as_posix()
+        if key in index:
+            raise BadInput(path, f"ambiguous: {index[key].name} has the same name; keep one of them")
+        index[key] = path
+    return index
+
+
+def _find_gt(index: dict[str, Path], key: str) -> Path | None:
+    return index.get(key) or index.get(_COMPOSITE_SUFFIX.sub("", key))
+
+
+def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
+                 trimap_dir: str | os.PathLike) -> Pairing:
+    """Every name with a prediction or a trimap, paired; the incomplete ones listed."""
+    preds, gts, trimaps = index_folder(pred_dir), index_folder(gt_dir), index_folder(trimap_dir)
+    pairing = Pairing()
+    for key in sorted(set(preds) | set(trimaps)):
+        gt = _find_gt(gts, key)
+        lacks = [what for what, found in (("prediction", preds.get(key)), ("ground truth", gt),
+                                           ("trimap", trimaps.get(key))) if found is None]
+        if lacks:
+            pairing.missing.append(f"{key}: no {' and no '.join(lacks)}")
+        else:
+            pairing.items.append(EvalItem(key, preds[key], gt, trimaps[key]))
+    return pairing
+
+
+def pair_dataset(pred_dir: str | os.PathLike, dataset_dir: str | os.PathLike) -> Pairing:
+    """Predictions named after a dataset's composites (``<fg stem>_<k>``), scored against the
+    record's alpha and trimap from ``manifest.json``."""
+    preds = index_folder(pred_dir)
+    by_stem: dict[str, Path | None] = {}
+    for key, path in preds.items():
+        stem = key.rsplit("/", 1)[-1]
+        by_stem[stem] = None if stem in by_stem else path  # None: the stem is not unique
+    pairing = Pairing()
+    for record in read_manifest(dataset_dir):
+        name = record.name
+        pred = preds.get(name) or by_stem.get(name)
+        lacks = [what for what, found in (("prediction", pred), ("trimap", record.trimap_path)) if not found]
+        if lacks:
+            pairing.missing.append(f"{name}: no {' and no '.join(lacks)}")
+            continue
+        pairing.items.append(EvalItem(name, pred, resolve(dataset_dir, record.alpha_path),
+                                      resolve(dataset_dir, record.trimap_path)))
+    return pairing

@@ -1,0 +1,180 @@
+"""VGG16 in plain torch, with torchvision's parameter names, and the ImageNet weight loader.
+
+torchvision is not a dependency: the layout below reproduces ``torchvision.models.vgg16``
+(``features.N`` with convolutions at N = 0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28,
+ReLUs and max-pools between them, then ``classifier.0/3/6``), so a torchvision ImageNet
+state dict (``vgg16-397923af.pth``) loads into :class:`VGG16` unchanged and maps into the
+4-channel matting encoder with :func:`load_imagenet_vgg16`.
+"""
+from __future__ import annotations
+
+import os
+import pickle
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+from mattecli.errors import BadInput
+
+#: torchvision's ``cfgs["D"]``: output channels of each 3x3 conv, "M" for a 2x2 max-pool.
+VGG16_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
+                                       512, 512, 512, "M", 512, 512, 512, "M")
+#: Index of each conv inside ``features`` (conv1_1 .. conv5_3).
+CONV_INDICES: tuple[int, ...] = (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28)
+#: Index of each max-pool inside ``features`` (pool1 .. pool5).
+POOL_INDICES: tuple[int, ...] = (4, 9, 16, 23, 30)
+FC6_IN_FEATURES = 512 * 7 * 7
+
+
+def vgg16_features(in_channels: int = 3, return_indices: bool = False) -> nn.Sequential:
+    """conv1_1 .. pool5 laid out exactly as torchvision's ``vgg16().features``.
+
+    ``return_indices`` makes the pools return their argmax indices (for SegNet/DIM unpooling).
+    """
+    layers: list[nn.Module] = []
+    channels = in_channels
+    for item in VGG16_LAYOUT:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2, return_indices=return_indices))
+        else:
+            layers.append(nn.Conv2d(channels, int(item), kernel_size=3, padding=1))
+            layers.append(nn.ReLU(inplace=True))
+            channels = int(item)
+    return nn.Sequential(*layers)
+
+
+class VGG16(nn.Module):
+    """The ImageNet classifier, parameter for parameter as torchvision's ``vgg16``."""
+
+    def __init__(self, num_classes: int = 1000, in_channels: int = 3) -> None:
+        super().__init__()
+        self.features = vgg16_features(in_channels)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(FC6_IN_FEATURES, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+            nn.Linear(4096, 4096), nn.ReLU(inplace=True), nn.Dropout(),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_imagenet_vgg16` did, for the user to read."""
+
+    loaded: list[str] = field(default_factory=list)       # file keys copied into the encoder
+    skipped: list[str] = field(default_factory=list)      # file keys with no place in the encoder
+    not_in_file: list[str] = field(default_factory=list)  # encoder tensors left at their init
+
+    def summary(self) -> str:
+        parts = [f"loaded {len(self.loaded)} tensors"]
+        if self.skipped:
+            parts.append(f"skipped {len(self.skipped)} ({_abbreviate(self.skipped)})")
+        if self.not_in_file:
+            parts.append(f"kept initialised: {_abbreviate(self.not_in_file)}")
+        return "; ".join(parts)
+
+
+def _abbreviate(keys: list[str], limit: int = 4) -> str:
+    layers = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in keys))
+    shown = ", ".join(layers[:limit])
+    return shown + (f", ... ({len(layers) - limit} more)" if len(layers) > limit else "")
+
+
+def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
+    """A state dict from a file, loaded without pickle code execution (``weights_only=True``).
+
+    Accepts a bare state dict or one nested under ``state_dict``/``model``, with an
+    optional ``module.`` prefix (DataParallel saves).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise BadInput(path, "backbone weights not found")
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInput(path, f"not a loadable weights file ({first[:160]})") from None
+    for key in ("state_dict", "model"):
+        if isinstance(obj, dict) and isinstance(obj.get(key), dict):
+            obj = obj[key]
+    if not isinstance(obj, dict) or not all(isinstance(v, torch.Tensor) for v in obj.values()):
+        raise BadInput(path, "not a state dict (expected a mapping of names to tensors)")
+    return {k.removeprefix("module."): v for k, v in obj.items()}
+
+
+def _conv_keys(state: Mapping[str, torch.Tensor]) -> list[int]:
+    """Indices N of ``features.N.weight`` that are conv kernels (4-D), in order."""
+    found = []
+    for key, value in state.items():
+        parts = key.split(".")
+        if len(parts) == 3 and parts[0] == "features" and parts[2] == "weight" and value.dim() == 4:
+            found.append(int(parts[1]))
+    return sorted(found)
+
+
+def load_imagenet_vgg16(encoder: nn.Module, state: Mapping[str, torch.Tensor],
+                        source: str | os.PathLike = "weights") -> LoadReport:
+    """Copy ImageNet VGG16 weights into a matting encoder; returns what was loaded and skipped.
+
+    ``encoder`` has ``features`` in the torchvision layout (:func:`vgg16_features`, any
+    number of input channels), optionally ``norms`` (a ``ModuleDict`` of BatchNorm2d keyed
+    by conv index) and ``conv6``. Rules (DIM, and huochaitiantang's ``chg_model.py``):
+
+    - the 13 convs copy over in order (plain ``vgg16`` or ``vgg16_bn`` files); conv1_1's
+      extra input channels (the trimap) get zero weights, so at the start the network sees
+      exactly the RGB features ImageNet trained;
+    - ``vgg16_bn`` batch-norm statistics load into ``norms`` when the encoder has them;
+    - ``classifier.0`` (fc6, 4096 x 25088) becomes a 7x7x512 -> 4096 ``conv6`` when the
+      encoder's conv6 has that shape (the paper's variant); otherwise it is skipped;
+    - everything else (fc7, fc8) is skipped.
+    """
+    report = LoadReport()
+    targets = dict(encoder.state_dict())
+    assigned: dict[str, torch.Tensor] = {}
+    file_convs = _conv_keys(state)
+    if len(file_convs) != len(CONV_INDICES):
+        raise BadInput(source, f"expected the 13 conv layers of VGG16, found {len(file_convs)}")
+    norms = getattr(encoder, "norms", None)
+    for file_index, conv_index in zip(file_convs, CONV_INDICES):
+        weight = state[f"features.{file_index}.weight"]
+        target = targets[f"features.{conv_index}.weight"]
+        if weight.shape[0] != target.shape[0] or weight.shape[2:] != target.shape[2:] or weight.shape[1] > target.shape[1]:
+            raise BadInput(source, f"features.{file_index}.weight has shape {tuple(weight.shape)}, "
+                                   f"the encoder expects {tuple(target.shape)}")
+        expanded = torch.zeros_like(target)
+        expanded[:, :weight.shape[1]] = weight.to(target.dtype)
+        assigned[f"features.{conv_index}.weight"] = expanded
+        report.loaded.append(f"features.{file_index}.weight")
+        bias_key = f"features.{file_index}.bias"
+        if bias_key in state:
+            assigned[f"features.{conv_index}.bias"] = state[bias_key].to(target.dtype)
+            report.loaded.append(bias_key)
+        if norms is not None and str(conv_index) in norms:
+            bn_index = file_index + 1  # vgg16_bn puts BatchNorm2d right after each conv
+            for name in ("weight", "bias", "running_mean", "running_var", "num_batches_tracked"):
+                key = f"features.{bn_index}.{name}"
+                if key in state and state[key].dim() <= 1:
+                    assigned[f"norms.{conv_index}.{name}"] = state[key]
+                    report.loaded.append(key)
+    conv6 = targets.get("conv6.weight")
+    fc6_w, fc6_b = state.get("classifier.0.weight"), state.get("classifier.0.bias")
+    if (conv6 is not None and fc6_w is not None and fc6_w.shape == (conv6.shape[0], FC6_IN_FEATURES)
+            and tuple(conv6.shape[1:]) == (512, 7, 7)):
+        # torch.flatten of a 512x7x7 map is channel-major, so a plain reshape is exact.
+        assigned["conv6.weight"] = fc6_w.reshape(conv6.shape).to(conv6.dtype)
+        report.loaded.append("classifier.0.weight")
+        if fc6_b is not None:
+            assigned["conv6.bias"] = fc6_b.to(conv6.dtype)
+            report.loaded.append("classifier.0.bias")
+    used = set(report.loaded)
+    report.skipped = [k for k in state if k not in used]
+    report.not_in_file = [k for k in targets if k not in assigned and not k.endswith("num_batches_tracked")]
+    encoder.load_state_dict(assigned, strict=False)
+    return report

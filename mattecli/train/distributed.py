@@ -1,0 +1,107 @@
+"""torchrun / DistributedDataParallel: one process per device, rank 0 writes.
+
+``torchrun --nproc-per-node N -m mattecli train ...`` sets RANK, WORLD_SIZE and LOCAL_RANK;
+the engine then joins the process group (gloo on CPU, nccl on CUDA), wraps the model in
+DDP and shards every epoch with a DistributedSampler. Without those variables it runs as
+a single process with world size 1 and no process group.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+from mattecli.errors import MatteError
+
+
+@dataclass(frozen=True)
+class DistContext:
+    rank: int
+    world_size: int
+    local_rank: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def distributed(self) -> bool:
+        return self.world_size > 1
+
+
+def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
+    """``cpu``, ``cuda``, ``cuda:N`` or ``auto``; a clear error when CUDA is asked for and absent."""
+    spec = (spec or "auto").strip().lower()
+    if spec == "auto":
+        spec = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise MatteError(f"--device {spec}: CUDA is not available on this machine (use --device cpu)")
+        if spec == "cuda":
+            return torch.device("cuda", local_rank % torch.cuda.device_count())
+        try:
+            index = int(spec.split(":", 1)[1])
+        except (IndexError, ValueError):
+            raise MatteError(f"--device {spec}: expected cpu, cuda or cuda:N") from None
+        if index >= torch.cuda.device_count():
+            raise MatteError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
+        return torch.device("cuda", index)
+    if spec == "cpu":
+        return torch.device("cpu")
+    raise MatteError(f"--device {spec}: expected cpu, cuda, cuda:N or auto")
+
+
+def setup(device_spec: str) -> DistContext:
+    """Join the torchrun process group if launched by torchrun; pick this process's device."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = resolve_device(device_spec, local_rank)
+    if world > 1 and not dist.is_initialized():
+        backend = "nccl" if device.type == "cuda" else "gloo"
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group(backend=backend)
+    return DistContext(rank, world, local_rank, device)
+
+
+def teardown(ctx: DistContext) -> None:
+    if ctx.distributed and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def barrier(ctx: DistContext) -> None:
+    if ctx.distributed:
+        dist.barrier()
+
+
+def wrap(model: torch.nn.Module, ctx: DistContext) -> torch.nn.Module:
+    """DDP around the model when distributed; unused parameters are allowed because a stage
+    may leave parts of the network out of the loss (e.g. DIM's refiner in the encoder stage)."""
+    if not ctx.distributed:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+
+
+def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
+    if ctx.distributed:
+        value = value.detach().clone()
+        dist.all_reduce(value)
+        value /= ctx.world_size
+    return value
+
+
+def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
+    """Rank 0's decision, shared with every rank (e.g. 'stop now')."""
+    if not ctx.distributed:
+        return flag
+    t = torch.tensor([1 if flag else 0], dtype=torch.int64,
+                     device=ctx.device if ctx.device.type == "cuda" else "cpu")
+    dist.broadcast(t, 0)
+    return bool(t.item())

@@ -1,0 +1,169 @@
+"""Deep Image Matting as a training family: networks, stages, losses and data for the engine.
+
+Stages (the paper's three, with mmagic's losses):
+
+- ``encoder``: the encoder-decoder alone, ``0.5 * L_alpha + 0.5 * L_comp`` on its alpha;
+- ``refine``: encoder-decoder frozen (no gradients, batch-norm statistics fixed), the
+  refinement network trained with the alpha-prediction loss on the refined alpha only;
+- ``joint``: everything, the stage-1 loss plus the refined alpha's alpha-prediction loss
+  (mmagic's ``dim_stage3`` config).
+
+Recipe keys read here (defaults in brackets): ``conv6`` ["1x1"], ``batch_norm`` [false],
+``refine`` [true for the refine and joint stages, from ``stage``], ``backbone_weights``
+[none], ``crop_sizes`` [[320, 480, 640]], ``input_size`` [320], ``flip`` [true],
+``trimap_kernel`` [[2, 5]], ``trimap_iterations`` [[5, 15]], ``loss_weight_alpha`` [0.5],
+``loss_weight_refine`` [1.0], ``val_crop`` [0 = whole images], ``backgrounds`` [none: the
+dataset's own pool], ``check_files`` [true].
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from mattecli.console import console
+from mattecli.data.dim_data import DIMTrainDataset, DIMValDataset, check_files, find_samples
+from mattecli.data.trimap import BACKGROUND, FOREGROUND, TrimapSpec
+from mattecli.losses.matting import alpha_prediction_loss, dim_loss, unknown_weight
+from mattecli.models.dim import CONV6_VARIANTS, DeepImageMatting
+from mattecli.models.vgg import load_imagenet_vgg16, read_state_dict
+
+STAGES = ("encoder", "refine", "joint")
+
+
+def _net(model: nn.Module) -> DeepImageMatting:
+    """The DIM network inside a DistributedDataParallel (or compile) wrapper."""
+    while not isinstance(model, DeepImageMatting):
+        inner = getattr(model, "module", None)  # DistributedDataParallel
+        if inner is None:
+            inner = getattr(model, "_orig_mod", None)  # torch.compile
+        if inner is None:
+            raise TypeError(f"expected a DIM network, got {type(model).__name__}")
+        model = inner
+    return model
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"DIM stage must be one of {', '.join(STAGES)}, not {stage!r}")
+
+
+def _pair(recipe: Mapping[str, Any], key: str, default: tuple[int, int]) -> tuple[int, int]:
+    value = recipe.get(key, default)
+    if isinstance(value, int):
+        return (value, value)
+    lo, hi = value
+    return (int(lo), int(hi))
+
+
+class DIMFamily:
+    name = "dim"
+    stages = STAGES
+    loss_weights: dict[str, float] = {"alpha": 0.5, "refine": 1.0}
+
+    def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
+        conv6 = str(recipe.get("conv6", "1x1"))
+        if conv6 not in CONV6_VARIANTS:
+            raise ValueError(f"recipe conv6 must be one of {', '.join(CONV6_VARIANTS)}, not {conv6!r}")
+        refine = recipe.get("refine")
+        if refine is None:
+            refine = recipe.get("stage", "encoder") in ("refine", "joint")
+        return {"conv6": conv6, "batch_norm": bool(recipe.get("batch_norm", False)), "refine": bool(refine)}
+
+    def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:
+        """Load ImageNet VGG16 weights (``backbone_weights``) into a fresh encoder. The engine
+        calls this only for a stage that does not start from the previous stage's weights."""
+        _check_stage(stage)
+        path = recipe.get("backbone_weights")
+        if not path:
+            return
+        net = _net(model)
+        report = load_imagenet_vgg16(net.encoder, read_state_dict(path), source=path)
+        if not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0:
+            console.print(f"backbone {path}: {report.summary()}")
+
+    def trainable_parameters(self, model: nn.Module, stage: str) -> Iterable[nn.Parameter]:
+        """Switches ``requires_grad`` so unused parts are frozen (also keeps DDP from
+        waiting for gradients that never come) and returns the trained parameters."""
+        _check_stage(stage)
+        net = _net(model)
+        train_stage1 = stage in ("encoder", "joint")
+        train_refiner = stage in ("refine", "joint")
+        for module, on in ((net.encoder, train_stage1), (net.decoder, train_stage1), (net.refiner, train_refiner)):
+            for p in module.parameters():
+                p.requires_grad_(on)
+        return [p for p in net.parameters() if p.requires_grad]
+
+    def _source(self, recipe: Mapping[str, Any], data_dir: str):
+        source = find_samples(data_dir, recipe.get("backgrounds"))
+        if recipe.get("check_files", True):
+            check_files(source)
+        return source
+
+    def _trimap_spec(self, recipe: Mapping[str, Any]) -> TrimapSpec:
+        default = TrimapSpec()
+        return TrimapSpec(kernel=_pair(recipe, "trimap_kernel", default.kernel),
+                          iterations=_pair(recipe, "trimap_iterations", default.iterations))
+
+    def train_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
+        # The protocol's losses() gets no recipe: the loss weights are taken here, where the
+        # engine hands the stage's recipe over on every process before training starts.
+        self.loss_weights = self._loss_weights(recipe)
+        return DIMTrainDataset(self._source(recipe, data_dir), seed=seed,
+                               crop_sizes=tuple(recipe.get("crop_sizes", (320, 480, 640))),
+                               input_size=int(recipe.get("input_size", 320)),
+                               trimap_spec=self._trimap_spec(recipe), flip=bool(recipe.get("flip", True)))
+
+    def val_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
+        return DIMValDataset(self._source(recipe, data_dir), seed=seed, crop=int(recipe.get("val_crop", 0) or 0),
+                             trimap_spec=self._trimap_spec(recipe))
+
+    @staticmethod
+    def _loss_weights(recipe: Mapping[str, Any]) -> dict[str, float]:
+        return {"alpha": float(recipe.get("loss_weight_alpha", 0.5)),
+                "refine": float(recipe.get("loss_weight_refine", 1.0))}
+
+    def losses(self, model: nn.Module, batch: Mapping[str, torch.Tensor], stage: str,
+               recipe: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+        """Forward pass in training mode and the stage's losses; ``recipe`` (optional)
+        overrides the loss weights taken by :meth:`train_dataset`."""
+        _check_stage(stage)
+        weights = self._loss_weights(recipe) if recipe is not None else self.loss_weights
+        net = _net(model)
+        if stage == "refine":  # frozen stage 1: its batch-norm statistics must not move either
+            net.encoder.eval()
+            net.decoder.eval()
+        x = net.prepare_input(batch["image"], batch["trimap"])
+        out = model(x, refine=stage != "encoder")  # through the wrapper, so DDP syncs gradients
+        weight = unknown_weight(batch["trimap"])
+        parts: dict[str, torch.Tensor] = {}
+        total = x.new_zeros(())
+        if stage in ("encoder", "joint"):
+            stage1 = dim_loss(out["alpha"], batch["alpha"], batch["fg"], batch["bg"], batch["image"], weight,
+                              alpha_weight=weights["alpha"])
+            parts["alpha"], parts["comp"] = stage1["alpha"], stage1["comp"]
+            total = total + stage1["loss"]
+        if stage in ("refine", "joint"):
+            parts["refine"] = alpha_prediction_loss(out["refined"], batch["alpha"], weight)
+            total = total + weights["refine"] * parts["refine"]
+        return {"loss": total, **parts}
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """Stage-1 alpha for ``encoder``, the refined alpha after; known regions clamped."""
+        _check_stage(stage)
+        trimap = batch["trimap"]
+        alpha = _net(model).infer(batch["image"], trimap, refine=stage != "encoder")
+        return clamp_known(alpha, trimap)
+
+
+def clamp_known(alpha: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
+    """Alpha 1 where the trimap says foreground, 0 where background (uint8 or float trimaps)."""
+    fg = trimap == (FOREGROUND if not trimap.is_floating_point() else 1.0)
+    bg = trimap == (BACKGROUND if not trimap.is_floating_point() else 0.0)
+    return torch.where(fg, torch.ones_like(alpha), torch.where(bg, torch.zeros_like(alpha), alpha))
+
+
+FAMILY = DIMFamily()

@@ -1,0 +1,175 @@
+"""The background-plate method: matte, foreground, guided filter, alignment, exposure, trimap."""
+from __future__ import annotations
+
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+from video_clips import disc_alpha, textured_plate
+
+from mattecli.inference.plate import (PlateAligner, PlateMatting, PlateSettings, alpha_from_plate,
+                                      fast_guided_filter, foreground_from_plate, match_exposure,
+                                      prepare_plate, trimap_from_plate, warp_plate)
+
+H, W = 120, 160
+FG_COLOUR = np.array([210, 40, 50], np.float32)
+
+
+def scene(alpha: np.ndarray, plate: np.ndarray, fg: np.ndarray | None = None) -> np.ndarray:
+    f = np.broadcast_to(FG_COLOUR, plate.shape) if fg is None else fg.astype(np.float32)
+    return np.clip(alpha[:, :, None] * f + (1 - alpha[:, :, None]) * plate + 0.5, 0, 255).astype(np.uint8)
+
+
+def naive_guided_filter(guide: np.ndarray, src: np.ndarray, r: int, eps: float) -> np.ndarray:
+    """He et al.'s colour guided filter written out window by window (mirror-padded box means)."""
+    g = guide.astype(np.float64) / 255.0
+    p = src.astype(np.float64)
+    h, w = p.shape
+
+    def mean(x: np.ndarray) -> np.ndarray:
+        pad = np.pad(x, [(r, r), (r, r)] + [(0, 0)] * (x.ndim - 2), mode="symmetric")
+        out = np.empty_like(x)
+        for y in range(h):
+            for xx in range(w):
+                out[y, xx] = pad[y:y + 2 * r + 1, xx:xx + 2 * r + 1].mean(axis=(0, 1))
+        return out
+
+    mg, mp = mean(g), mean(p)
+    a = np.empty((h, w, 3))
+    gg = mean(np.einsum("hwi,hwj->hwij", g, g).reshape(h, w, 9)).reshape(h, w, 3, 3)
+    gp = mean(g * p[:, :, None])
+    for y in range(h):
+        for x in range(w):
+            cov = gg[y, x] - np.outer(mg[y, x], mg[y, x]) + eps * np.eye(3)
+            a[y, x] = np.linalg.solve(cov, gp[y, x] - mg[y, x] * mp[y, x])
+    b = mp - (a * mg).sum(axis=2)
+    return (mean(a) * g).sum(axis=2) + mean(b)
+
+
+def test_fast_guided_filter_at_scale_one_is_the_guided_filter():
+    rng = np.random.default_rng(1)
+    guide = rng.integers(0, 256, (14, 17, 3), dtype=np.uint8)
+    src = rng.random((14, 17)).astype(np.float32)
+    ours = fast_guided_filter(guide, src, radius=2, eps=1e-2, scale=1)
+    np.testing.assert_allclose(ours, naive_guided_filter(guide, src, 2, 1e-2), atol=2e-4)
+
+
+def test_matte_of_a_synthetic_frame_matches_the_known_alpha():
+    plate = textured_plate(H, W)
+    alpha = disc_alpha(H, W, 80, 60, 30, soft=2.0)
+    frame = scene(alpha, plate)
+    est = alpha_from_plate(frame, plate)
+    assert est.dtype == np.float32 and est.shape == (H, W)
+    far = disc_alpha(H, W, 80, 60, 40, soft=1.0) == 0  # 10 px outside the disc
+    core = disc_alpha(H, W, 80, 60, 22, soft=1.0) == 1
+    assert (est[far] == 0).all() and (est[core] == 1).all()
+    assert np.abs(est - alpha).mean() < 0.01  # SAD over the frame: a thin edge band only
+    assert np.abs(est - alpha)[np.abs(est - alpha) > 0].size < 0.05 * H * W
+
+
+def test_foreground_follows_the_compositing_equation():
+    plate = textured_plate(H, W, seed=2)
+    rng = np.random.default_rng(3)
+    fg_true = cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), dtype=np.uint8), (0, 0), 3).astype(np.float32)
+    alpha = disc_alpha(H, W, 80, 60, 35, soft=16.0)  # a wide soft edge, all alphas present
+    frame = scene(alpha, plate, fg_true)
+    fg = foreground_from_plate(frame, plate, alpha, min_alpha=0.15)
+    firm = alpha >= 0.5  # the frame is rounded to integers, so F's error is at most 0.5 / alpha
+    assert np.abs(fg[firm].astype(np.float32) - fg_true[firm]).max() <= 1.5
+    np.testing.assert_array_equal(fg[alpha == 1], frame[alpha == 1])
+    # Over a new background the estimated F beats the raw frame (which keeps the old plate's colour).
+    new_bg = np.full((H, W, 3), (0, 200, 255), np.float32)
+    a = alpha[:, :, None]
+    truth = a * fg_true + (1 - a) * new_bg
+    with_f = a * fg + (1 - a) * new_bg
+    with_raw = a * frame + (1 - a) * new_bg
+    edge = (alpha > 0) & (alpha < 1)
+    assert np.abs(with_f - truth)[edge].mean() < 0.2 * np.abs(with_raw - truth)[edge].mean()
+
+
+def test_plate_matting_end_to_end_beats_raw_compositing():
+    plate = textured_plate(H, W, seed=4)
+    alpha = disc_alpha(H, W, 70, 64, 32, soft=4.0)
+    frame = scene(alpha, plate)
+    result = PlateMatting()(frame, plate)
+    new_bg = np.zeros((H, W, 3), np.float32)
+    truth = alpha[:, :, None] * FG_COLOUR + (1 - alpha[:, :, None]) * new_bg
+    ours = result.alpha[:, :, None] * result.fg + (1 - result.alpha[:, :, None]) * new_bg
+    assert np.abs(ours - truth).mean() < 2.0  # grey levels, over the whole frame
+
+
+def homography_for(h: int, w: int) -> np.ndarray:
+    """A small hand-held-like motion: 2 degrees rotation, 3% zoom, a shift and a little perspective."""
+    rot = cv2.getRotationMatrix2D((w / 2, h / 2), 2.0, 1.03)
+    m = np.vstack([rot, [0, 0, 1]])
+    m[0, 2] += 9
+    m[1, 2] -= 6
+    m[2, :2] = [1e-5, -2e-5]
+    return m
+
+
+def test_alignment_recovers_a_known_homography():
+    h, w = 360, 480
+    plate = textured_plate(h, w, seed=5)
+    true_h = homography_for(h, w)
+    frame = cv2.warpPerspective(plate, true_h, (w, h), borderMode=cv2.BORDER_REFLECT)
+    found = PlateAligner().estimate(frame, plate)
+    assert found.found and found.inliers >= 20
+    corners = np.float32([[0, 0], [w, 0], [w, h], [0, h], [w / 2, h / 2]]).reshape(-1, 1, 2)
+    err = cv2.perspectiveTransform(corners, found.homography) - cv2.perspectiveTransform(corners, true_h)
+    assert np.abs(err).max() < 1.5  # px
+    warped = warp_plate(plate, frame, found.homography)
+    inner = np.s_[30:-30, 30:-30]
+    assert np.abs(warped[inner].astype(int) - frame[inner]).mean() < 3
+
+
+def test_no_homography_warns_and_uses_the_identity():
+    plate = textured_plate(H, W, seed=6)
+    blank = np.full_like(plate, 90)  # nothing to match
+    with pytest.warns(UserWarning, match="using the identity"):
+        used, alignment = prepare_plate(blank, plate, align=True, exposure=False)
+    assert not alignment.found
+    np.testing.assert_array_equal(alignment.homography, np.eye(3))
+    np.testing.assert_array_equal(used, plate)
+
+
+def test_exposure_matching_undoes_a_gain_and_bias():
+    plate = textured_plate(H, W, seed=7)
+    alpha = disc_alpha(H, W, 40, 40, 20)
+    darker = np.clip(plate.astype(np.float32) * [0.8, 0.85, 0.9] + [12, 5, -4], 0, 255).astype(np.uint8)
+    frame = scene(alpha, darker)
+    matched = match_exposure(frame, plate)
+    bg = alpha == 0
+    before = np.abs(plate.astype(int) - darker)[bg].mean()
+    after = np.abs(matched.astype(int) - darker)[bg].mean()
+    assert before > 8 and after < 1.5
+
+
+def test_trimap_from_plate_bands_the_edge():
+    plate = textured_plate(H, W, seed=8)
+    alpha = disc_alpha(H, W, 80, 60, 30, soft=2.0)
+    trimap = trimap_from_plate(scene(alpha, plate), plate, band=4)
+    assert trimap.dtype == np.uint8 and set(np.unique(trimap)) == {0, 128, 255}
+    assert (trimap[disc_alpha(H, W, 80, 60, 24, soft=1.0) == 1] == 255).all()
+    assert (trimap[disc_alpha(H, W, 80, 60, 37, soft=1.0) == 0] == 0).all()
+    edge = (alpha > 0) & (alpha < 1)
+    assert (trimap[edge] == 128).all()
+    yy, xx = np.mgrid[0:H, 0:W]
+    radius = np.hypot(xx - 80, yy - 60)
+    ring = trimap == 128
+    assert radius[ring].min() < 27 and radius[ring].max() > 33  # at least ~4 px each side of r = 30
+
+
+def test_plate_of_another_size_needs_alignment():
+    plate = textured_plate(H, W)
+    with pytest.raises(ValueError, match="does not match"):
+        PlateMatting()(textured_plate(H + 2, W), plate)
+
+
+def test_settings_are_checked():
+    with pytest.raises(ValueError):
+        PlateSettings(low=30, high=20)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        PlateSettings(low=0, high=1)
