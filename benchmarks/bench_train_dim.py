@@ -47,7 +47,7 @@ def compose(src: Path, out: Path, seed: int, per_fg: int) -> None:
     from mattecli.cli.app import app
 
     args = ["compose", "--fg", str(src / "fg"), "--alpha", str(src / "alpha"), "--bg", str(src / "bg"),
-            "--out", str(out), "--per-fg", str(per_fg), "--trimaps", "--seed", str(seed), "-q"]
+            "--out", str(out), "--per-fg", str(per_fg), "--trimaps", "--trimap-iterations", "2-6", "--seed", str(seed), "-q", "--workers", "1"]
     result = CliRunner().invoke(app, args)
     if result.exit_code != 0:
         raise SystemExit(f"compose failed: {result.output}\n{result.exception}")

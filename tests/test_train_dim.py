@@ -87,8 +87,8 @@ def test_train_dim_all_stages_then_eval_with_the_weights(datasets, tmp_path):
 
 
 def test_dim_resume_equals_uninterrupted(datasets, tmp_path):
-    recipe = {"family": "dim", "lr": 1e-4, "batch_size": 2, "iters": 4, "checkpoint_every": 2, "input_size": 32,
-              "crop_sizes": [48, 64], "trimap_iterations": [1, 3], "workers": 1, "seed": 3}
+    recipe = {"family": "dim", "lr": 1e-4, "batch_size": 1, "iters": 4, "checkpoint_every": 2, "input_size": 32,
+              "crop_sizes": [48, 64], "trimap_iterations": [1, 3], "workers": 0, "seed": 3}
     kwargs = dict(stage="encoder", device="cpu", show_progress=False)
     whole = train("dim", recipe, datasets["train"], tmp_path / "whole", **kwargs)
     train("dim", recipe, datasets["train"], tmp_path / "part", stop_after=3, **kwargs)

@@ -42,28 +42,17 @@ for _name in SUBCOMMAND_MODULES:
 
 
 def main() -> None:
-    """Console entry point: user errors become one red line and exit code 2, never a traceback."""
-    from rich.text import Text
+    """Console entry point: user errors become one red line and exit code 2, never a traceback.
 
-    from mattecli.console import console
-
+    Click's standalone mode handles usage errors (exit 2), ``--help`` and Ctrl-C itself;
+    a :class:`MatteError` raised by the core passes through it and is printed here.
+    """
     try:
-        rc = app(standalone_mode=False)
+        app()
     except MatteError as exc:
+        from rich.text import Text
+
+        from mattecli.console import console
+
         console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
         sys.exit(2)
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/]; rerun the same command to resume")
-        sys.exit(130)
-    except SystemExit:
-        raise
-    except Exception as exc:  # click's own usage errors arrive here in non-standalone mode
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Abort):
-            sys.exit(1)
-        raise
-    sys.exit(rc if isinstance(rc, int) else 0)

@@ -23,7 +23,8 @@ def _pairing(pred_dir: Path, gt: Optional[Path], trimap: Optional[Path], data: O
     return pair_folders(pred_dir, gt, trimap)
 
 
-def _render(report, worst: int) -> None:
+def render_report(report, worst: int) -> None:
+    """Rich tables of the means and the worst images (also used by ``mattecli demo``)."""
     from rich.table import Table
 
     from mattecli.console import console
@@ -78,7 +79,7 @@ def run_eval(pairing, metrics: str, convention: str, workers: int, skip_missing:
     for r in report.failures:
         console.print(f"[red]error[/] {r.error}", soft_wrap=True)
     if report.scored:
-        _render(report, worst)
+        render_report(report, worst)
         if json_path is not None:
             atomic.write_json(json_path, report.to_json())
         if csv_path is not None:

@@ -1,8 +1,67 @@
-"""`mattecli matte` (being written)."""
+"""`mattecli matte INPUT --out OUT`: matte an image or a folder tree (flags -> core -> render)."""
 from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
-    pass
+    @app.command("matte")
+    def matte(
+        input: Path = typer.Argument(..., help="An image, or a folder searched recursively."),
+        out: Path = typer.Option(..., "--out", "-o", help="Output folder: OUT/<kind>/<relative path>/<stem>.png."),
+        output: str = typer.Option("alpha,rgba", "--output",
+                                   help="Comma list of alpha, rgba (cutout with estimated foreground colour), "
+                                        "fg (foreground colour), comp (composite over --bg-color/--bg-image)."),
+        trimap: Optional[Path] = typer.Option(None, "--trimap", help="Trimap file, or folder paired by relative path and stem."),
+        clicks: Optional[Path] = typer.Option(None, "--clicks",
+                                              help='JSON: image name -> [{"x", "y", "label": "fg"|"bg"}].'),
+        background: Optional[Path] = typer.Option(None, "--background",
+                                                  help="Background plate, or folder of plates paired by name."),
+        click_radius: float = typer.Option(5.0, "--click-radius", min=0.0, help="Radius of a click's disk in pixels."),
+        method: str = typer.Option("classical", "--method", "-m", help="classical (no weights needed)."),
+        weights: Optional[Path] = typer.Option(None, "--weights", help="A trained checkpoint (its family is read from it)."),
+        device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+        precision: str = typer.Option("fp32", "--precision", help="Trained networks: fp32, fp16 (CUDA) or bf16."),
+        batch_size: int = typer.Option(4, "--batch-size", min=1, help="Trained networks: images of equal size per batch."),
+        bg_color: str = typer.Option("white", "--bg-color", help="comp background: #rrggbb, r,g,b or a name."),
+        bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="comp background image (scaled up if smaller, "
+                                                                         "cropped from the top left)."),
+        alpha_16bit: bool = typer.Option(False, "--alpha-16bit", help="Write alpha as 16-bit PNG."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Redo images whose outputs already exist."),
+        shard: str = typer.Option("1/1", "--shard", help="I/N: process only block I of N (1-based)."),
+    ) -> None:
+        """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
+        from rich.table import Table
+
+        from mattecli.compose.options import parse_shard
+        from mattecli.console import console, progress
+        from mattecli.inference.batch import MatteOptions, parse_color, parse_outputs, run_matte
+        from mattecli.inference.methods import build_method
+        from mattecli.io.images import read_rgb
+
+        options = MatteOptions(
+            input=input, out=out, outputs=parse_outputs(output), trimap=trimap, clicks=clicks, background=background,
+            click_radius=click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
+            alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard))
+        if bg_image is not None:
+            read_rgb(bg_image)  # fail now, not after the first image
+        runner = build_method(weights, method, device, batch_size, precision, click_radius)
+        console.print(runner.describe())
+        with progress("img") as bar:
+            task = bar.add_task("matte", total=None)
+            summary = run_matte(options, runner, on_item=lambda item, status: bar.advance(task),
+                                on_start=lambda n: bar.update(task, total=n))
+        console.print(f"{summary.done} matted, {summary.skipped} skipped (outputs exist; --overwrite to redo), "
+                      f"{len(summary.failures)} failed of {summary.total} in {out}")
+        if summary.unused_clicks:
+            console.print(f"[yellow]warning:[/] clicks for {len(summary.unused_clicks)} name(s) matched no image: "
+                          f"{', '.join(summary.unused_clicks[:5])}")
+        if summary.failures:
+            table = Table("input", "problem", title="failed", title_style="bold red")
+            for name, problem in summary.failures:
+                table.add_row(name, problem)
+            console.print(table)
+            raise typer.Exit(1)

@@ -38,6 +38,8 @@ def _train(family: str, data: Path, out: Path, recipe: str, stage: str, val: Opt
         if path is not None and not Path(path).is_dir():
             raise BadInput(path, f"{what} must be a dataset folder")
     full = build_recipe(recipe, assignments, flags)
+    if full.get("family", family) != family:
+        raise BadInput(recipe, f"is a recipe for '{full['family']}', not '{family}'")
     result = train(family, full, data, out, stage=stage, val_dir=val, resume=resume, device=device,
                    show_progress=progress)
     for s in result.stages:

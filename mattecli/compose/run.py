@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from rich.text import Text
+
 from mattecli import __version__
 from mattecli.compose import state
 from mattecli.compose.inputs import Foreground, Problems, find_foregrounds, read_name_list
@@ -122,7 +124,7 @@ def _card(o: ComposeOptions, fingerprint: dict, foregrounds: list[Foreground], s
 
 def _work(job: Job, foregrounds: list[Foreground], tasks: list[list[Composite]], workers: int,
           on_done: Callable[[list[Outcome]], None]) -> None:
-    if workers == 1 or len(tasks) == 1:
+    if workers == 1 or len(tasks) <= 1:
         for t in tasks:
             on_done(run_task(job, foregrounds[t[0].fg], t))
         return
@@ -202,8 +204,8 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
                     for r in outcomes:
                         if r.error:
                             summary.failures.append((r.name, r.error))
-                            bar.console.print(f"[red]failed[/] {r.name}: {r.error}", soft_wrap=True, markup=True,
-                                              highlight=False)
+                            bar.console.print(Text.assemble(("failed ", "red"), f"{r.name}: {r.error}"),
+                                              soft_wrap=True)
                         else:
                             summary.written += 1
                             summary.upscaled += r.upscaled

@@ -1,0 +1,100 @@
+"""Classical matting: mattecli's closed form vs pymatting's estimate_alpha_cf, side by side.
+
+Runs both on the alphamatting.com training set (image/, alpha/, trimap1/) in one process,
+scores both with mattecli.metrics.compute_metrics (MATLAB conventions: SAD/1000, MSE,
+Grad/1000, Conn/1000 over the unknown region), and times them per image (wall and CPU
+time). pymatting's first-call Numba JIT is measured separately, in a subprocess with an
+empty Numba cache, so it does not pollute the per-image times. Also times the foreground
+estimators (mattecli's torch version vs pymatting's estimate_foreground_ml) on the GT alpha.
+
+    pip install pymatting   # bench-only dependency
+    python benchmarks/bench_classical.py [--data DIR] [--trimap trimap1] [--limit N]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+DEFAULT_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real" / "alphamatting"
+JIT_PROBE = """
+import time, numpy as np
+t = time.perf_counter()
+from pymatting import estimate_alpha_cf, estimate_foreground_ml
+t_import = time.perf_counter() - t
+img = np.random.default_rng(0).random((32, 32, 3)); tri = np.zeros((32, 32)); tri[:, 16:] = 1; tri[8:24, 12:20] = 0.5
+t = time.perf_counter(); a = estimate_alpha_cf(img, tri); estimate_foreground_ml(img, a)
+print(t_import, time.perf_counter() - t)
+"""
+
+
+def timed(fn, *args, **kwargs):
+    w, c = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - w, time.process_time() - c
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--trimap", default="trimap1")
+    ap.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
+    args = ap.parse_args()
+
+    from mattecli.inference.closed_form import closed_form_alpha, solver_backend
+    from mattecli.inference.foreground import estimate_foreground
+    from mattecli.io.images import read_alpha, read_rgb
+    from mattecli.metrics import compute_metrics
+
+    with tempfile.TemporaryDirectory() as cache:
+        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+        out = subprocess.run([sys.executable, "-c", JIT_PROBE], env=env, capture_output=True, text=True, check=True)
+        jit_import, jit_first = (float(v) for v in out.stdout.split()[-2:])
+    print(f"pymatting cold start (empty Numba cache): import {jit_import:.1f} s, "
+          f"first alpha+foreground call {jit_first:.1f} s")
+
+    from pymatting import estimate_alpha_cf, estimate_foreground_ml
+
+    names = sorted(p.name for p in (args.data / "image").glob("*.png"))
+    if args.limit:
+        names = names[:args.limit]
+    rows = []
+    for name in names:
+        img = read_rgb(args.data / "image" / name)
+        gt = read_alpha(args.data / "alpha" / name)
+        tri = read_alpha(args.data / args.trimap / name)
+        ours, w_ours, c_ours = timed(closed_form_alpha, img, trimap=tri)
+        ref, w_ref, c_ref = timed(estimate_alpha_cf, img / 255.0, tri / 255.0)
+        m_ours = compute_metrics(ours, gt, tri)
+        m_ref = compute_metrics(ref.astype(np.float32), gt, tri)
+        gt_f = gt.astype(np.float32) / 255.0
+        _, wf_ours, _ = timed(estimate_foreground, img, gt_f)
+        _, wf_ref, _ = timed(estimate_foreground_ml, img / 255.0, gt_f)
+        rows.append((name, m_ours, m_ref, w_ours, w_ref, c_ours, c_ref, wf_ours, wf_ref,
+                     float(np.abs(ours - ref).max())))
+        print(f"{name}: ours {w_ours:.2f} s (cpu {c_ours:.2f}), pymatting {w_ref:.2f} s (cpu {c_ref:.2f}); "
+              f"SAD {m_ours['sad']:.3f} vs {m_ref['sad']:.3f}; max |diff| {rows[-1][-1]:.1e}", flush=True)
+
+    n = len(rows)
+    print(f"\n{n} images, {args.trimap}, solver {solver_backend()}\n")
+    print("| method | SAD | MSE | Grad | Conn | wall s/img | CPU s/img | foreground s/img |")
+    print("|---|---|---|---|---|---|---|---|")
+    for label, mi, wi, ci, fi in (("mattecli closed form", 1, 3, 5, 7), ("pymatting estimate_alpha_cf", 2, 4, 6, 8)):
+        mean = {k: np.mean([r[mi][k.lower()] for r in rows]) for k in ("SAD", "MSE", "Grad", "Conn")}
+        print(f"| {label} | {mean['SAD']:.4f} | {mean['MSE']:.6f} | {mean['Grad']:.4f} | {mean['Conn']:.4f} | "
+              f"{np.mean([r[wi] for r in rows]):.3f} | {np.mean([r[ci] for r in rows]):.3f} | "
+              f"{np.mean([r[fi] for r in rows]):.3f} |")
+    speed = [r[6] / r[5] for r in rows]
+    print(f"\nCPU-time speed-up per image: mean {np.mean(speed):.2f}x, min {min(speed):.2f}x, max {max(speed):.2f}x; "
+          f"ratio of mean times {np.mean([r[6] for r in rows]) / np.mean([r[5] for r in rows]):.2f}x; "
+          f"largest alpha difference {max(r[-1] for r in rows):.1e}")
+
+
+if __name__ == "__main__":
+    main()

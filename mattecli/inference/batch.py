@@ -1,0 +1,365 @@
+"""`mattecli matte` as a library: find the images, pair their guidance, run a method, write outputs.
+
+Rules users can rely on (docs/matte.md):
+
+- Outputs mirror the input tree: ``OUT/<kind>/<relative folder>/<stem>.png``.
+- Two inputs in one folder with the same stem (``a.jpg``, ``a.png``) both keep their
+  extension in the output name (``a.jpg.png``, ``a.png.png``); a name still taken after that
+  (compared case-insensitively) gets ``~2``, ``~3``... in sorted input order. Names are fixed
+  on the whole input list before sharding, so every shard agrees.
+- Guidance in a folder is paired by relative folder and stem (``trimaps/sub/a.*`` for
+  ``sub/a.jpg``), falling back to a file with the same stem at the top of the folder; one
+  file (not a folder) serves every image.
+- An image whose outputs all exist is skipped unless ``overwrite``; a file that fails is
+  reported and the batch goes on. Every write is atomic, so a killed run resumes cleanly.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Callable, Iterator
+
+import numpy as np
+
+from mattecli.data.composite import fit_background
+from mattecli.data.trimap import normalise_trimap
+from mattecli.errors import BadInput, MatteError
+from mattecli.inference.clicks import DEFAULT_RADIUS, Click, clicks_for, read_clicks
+from mattecli.io.images import is_image, list_images, read_alpha, read_rgb, write_image
+
+OUTPUT_KINDS = ("alpha", "rgba", "fg", "comp")
+DEFAULT_OUTPUTS = ("alpha", "rgba")
+GUIDANCE_FLAGS = {"trimap": "--trimap", "clicks": "--clicks", "background": "--background"}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One input image: where it is, its relative path, and its output name (no extension)."""
+
+    path: Path
+    rel: PurePosixPath
+    out_rel: PurePosixPath
+
+    def output(self, out: Path, kind: str) -> Path:
+        return out / kind / f"{self.out_rel.as_posix()}.png"
+
+
+@dataclass
+class Job:
+    """An image loaded with its guidance, ready for a method."""
+
+    item: Item
+    image: np.ndarray  # uint8 HxWx3 RGB
+    guidance: np.ndarray | list[Click] | None  # trimap uint8 HxW, plate uint8 HxWx3, clicks
+    kind: str  # "trimap", "clicks", "background" or "none"
+
+
+@dataclass
+class MatteOptions:
+    input: Path
+    out: Path
+    outputs: tuple[str, ...] = DEFAULT_OUTPUTS
+    trimap: Path | None = None
+    clicks: Path | None = None
+    background: Path | None = None
+    click_radius: float = DEFAULT_RADIUS
+    bg_color: tuple[int, int, int] = (255, 255, 255)
+    bg_image: Path | None = None
+    alpha_bits: int = 8
+    overwrite: bool = False
+    shard: tuple[int, int] = (1, 1)
+
+
+@dataclass
+class MatteSummary:
+    total: int = 0
+    done: int = 0
+    skipped: int = 0
+    failures: list[tuple[str, str]] = field(default_factory=list)  # (input, problem)
+    unused_clicks: list[str] = field(default_factory=list)
+
+
+# --- inputs and output names ---------------------------------------------------------------
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        path.resolve().relative_to(folder.resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def discover(input_path: Path, exclude: list[Path] = ()) -> list[tuple[Path, PurePosixPath]]:
+    """(path, relative path) of every input image, sorted; folders in ``exclude`` are left out."""
+    if input_path.is_file():
+        if not is_image(input_path):
+            raise BadInput(input_path, "not an image file (expected .png, .jpg, .tif, .webp or .bmp)")
+        return [(input_path, PurePosixPath(input_path.name))]
+    if not input_path.is_dir():
+        raise BadInput(input_path, "no such file or folder")
+    skip = [e for e in exclude if e is not None and e.is_dir() and _inside(e, input_path)]
+    found = [(p, PurePosixPath(p.relative_to(input_path).as_posix())) for p in list_images(input_path)
+             if not any(_inside(p, e) for e in skip)]
+    if not found:
+        raise MatteError(f"{input_path}: no images found (searched recursively)")
+    return found
+
+
+def output_names(rels: list[PurePosixPath]) -> list[PurePosixPath]:
+    """Collision-free output paths (without extension) for the sorted relative input paths."""
+    groups: dict[tuple[str, str], int] = defaultdict(int)
+    for rel in rels:
+        groups[(rel.parent.as_posix(), rel.stem.casefold())] += 1
+    names = []
+    for rel in rels:
+        shared = groups[(rel.parent.as_posix(), rel.stem.casefold())] > 1
+        names.append(rel.parent / (rel.name if shared else rel.stem))
+    taken: set[str] = set()
+    out = []
+    for name in names:
+        candidate, k = name, 1
+        while candidate.as_posix().casefold() in taken:
+            k += 1
+            candidate = name.parent / f"{name.name}~{k}"
+        taken.add(candidate.as_posix().casefold())
+        out.append(candidate)
+    return out
+
+
+def shard_items(items: list[Item], shard: tuple[int, int]) -> list[Item]:
+    """Shard I of N (1-based) takes a contiguous block, as ``compose --shard`` does."""
+    from mattecli.compose.plan import shard_slice
+
+    return [items[i] for i in shard_slice(len(items), shard)]
+
+
+# --- guidance ----------------------------------------------------------------------------------
+
+class GuidanceFiles:
+    """Pairs images with files of a guidance folder (or one file for all)."""
+
+    def __init__(self, path: Path, what: str) -> None:
+        self.path = path
+        self.what = what
+        if path.is_file():
+            self.single: Path | None = path
+            return
+        if not path.is_dir():
+            raise BadInput(path, f"{what}: no such file or folder")
+        self.single = None
+        self.index: dict[tuple[str, str], list[Path]] = defaultdict(list)
+        for p in list_images(path):
+            rel = PurePosixPath(p.relative_to(path).as_posix())
+            self.index[(rel.parent.as_posix(), rel.stem)].append(p)
+
+    def find(self, item: Item) -> Path:
+        if self.single is not None:
+            return self.single
+        for key in ((item.rel.parent.as_posix(), item.rel.stem), (".", item.rel.stem)):
+            found = self.index.get(key, [])
+            if len(found) == 1:
+                return found[0]
+            if len(found) > 1:
+                same = [p for p in found if p.suffix.lower() == item.rel.suffix.lower()]
+                if len(same) == 1:
+                    return same[0]
+                raise BadInput(item.path, f"several {self.what}s match it in {self.path}: "
+                                          f"{', '.join(p.name for p in found)}")
+        raise BadInput(item.path, f"no {self.what} for it in {self.path} "
+                                  f"(looked for {item.rel.parent / item.rel.stem}.* and {item.rel.stem}.*)")
+
+
+class GuidanceSource:
+    """Loads the guidance of the one kind the run uses, for one item at a time."""
+
+    def __init__(self, options: MatteOptions) -> None:
+        given = [k for k in GUIDANCE_FLAGS if getattr(options, k) is not None]
+        if len(given) > 1:
+            raise MatteError(f"give one kind of guidance, not {' and '.join(GUIDANCE_FLAGS[k] for k in given)}")
+        self.kind = given[0] if given else "none"
+        self.radius = options.click_radius
+        self._plate_cache: tuple[Path, np.ndarray] | None = None
+        if self.kind == "clicks":
+            self.clicks = read_clicks(options.clicks)
+            self.clicks_path = options.clicks
+            self.used: set[str] = set()
+        elif self.kind in ("trimap", "background"):
+            self.files = GuidanceFiles(getattr(options, self.kind), "trimap" if self.kind == "trimap" else "plate")
+
+    def exclude(self) -> list[Path]:
+        return [self.files.path] if self.kind in ("trimap", "background") else []
+
+    def load(self, item: Item, image: np.ndarray) -> np.ndarray | list[Click] | None:
+        h, w = image.shape[:2]
+        if self.kind == "none":
+            return None
+        if self.kind == "clicks":
+            found = clicks_for(self.clicks, item.rel)
+            if found is None:
+                raise BadInput(item.path, f"no clicks for it in {self.clicks_path} "
+                                          f"(keys tried: {item.rel.as_posix()}, {item.rel.with_suffix('').as_posix()})")
+            self.used.add(found[0])
+            return found[1]
+        path = self.files.find(item)
+        if self.kind == "trimap":
+            trimap = normalise_trimap(read_alpha(path))[0]
+            if trimap.shape != (h, w):
+                raise BadInput(path, f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but {item.rel} is {w}x{h}")
+            return trimap
+        if self._plate_cache is None or self._plate_cache[0] != path:
+            self._plate_cache = (path, read_rgb(path))
+        plate = self._plate_cache[1]
+        if plate.shape[:2] != (h, w):
+            raise BadInput(path, f"plate is {plate.shape[1]}x{plate.shape[0]} but {item.rel} is {w}x{h}")
+        return plate
+
+    def unused_keys(self) -> list[str]:
+        return sorted(set(self.clicks) - self.used) if self.kind == "clicks" else []
+
+
+# --- outputs -----------------------------------------------------------------------------------
+
+def parse_outputs(text: str) -> tuple[str, ...]:
+    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
+    bad = [k for k in kinds if k not in OUTPUT_KINDS]
+    if bad or not kinds:
+        raise MatteError(f"--output {text!r}: choose a comma list of {', '.join(OUTPUT_KINDS)}")
+    return kinds
+
+
+def parse_color(text: str) -> tuple[int, int, int]:
+    """``#rrggbb``, ``r,g,b`` (0-255) or a few names."""
+    names = {"white": (255, 255, 255), "black": (0, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
+             "red": (255, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
+    t = text.strip().lower()
+    if t in names:
+        return names[t]
+    try:
+        if t.startswith("#") and len(t) == 7:
+            return tuple(int(t[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        parts = tuple(int(p) for p in t.split(","))
+        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
+            return parts  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise MatteError(f"--bg-color {text!r}: expected #rrggbb, r,g,b (0-255) or a name such as white")
+
+
+def to_uint8(x: np.ndarray) -> np.ndarray:
+    return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+
+
+class OutputWriter:
+    """Writes the requested kinds for one image; every file atomically."""
+
+    def __init__(self, options: MatteOptions) -> None:
+        self.out = options.out
+        self.kinds = options.outputs
+        self.alpha_bits = options.alpha_bits
+        self.bg_color = np.array(options.bg_color, np.float32) / 255.0
+        self.bg_image = read_rgb(options.bg_image) if options.bg_image is not None else None
+
+    @property
+    def needs_foreground(self) -> bool:
+        return any(k in self.kinds for k in ("rgba", "fg", "comp"))
+
+    def missing(self, item: Item) -> list[str]:
+        return [k for k in self.kinds if not item.output(self.out, k).exists()]
+
+    def _background(self, h: int, w: int) -> np.ndarray:
+        if self.bg_image is None:
+            return np.broadcast_to(self.bg_color, (h, w, 3))
+        return fit_background(self.bg_image, w, h).astype(np.float32) / 255.0
+
+    def write(self, item: Item, alpha: np.ndarray, fg: np.ndarray | None, kinds: list[str]) -> None:
+        """``alpha`` float HxW in [0, 1]; ``fg`` float HxWx3 in [0, 1] (needed for rgba, fg, comp)."""
+        for kind in kinds:
+            path = item.output(self.out, kind)
+            if kind == "alpha":
+                if self.alpha_bits == 16:
+                    arr = np.clip(np.rint(alpha * 65535.0), 0, 65535).astype(np.uint16)
+                else:
+                    arr = to_uint8(alpha)
+            elif kind == "rgba":
+                arr = np.dstack([to_uint8(fg), to_uint8(alpha)])
+            elif kind == "fg":
+                arr = to_uint8(fg)
+            else:
+                a = alpha[:, :, None]
+                arr = to_uint8(fg * a + self._background(*alpha.shape) * (1.0 - a))
+            write_image(path, arr)
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+def plan_items(options: MatteOptions, guidance: GuidanceSource) -> list[Item]:
+    """Every input of this shard, with collision-free output names fixed on the whole input."""
+    found = discover(options.input, [options.out, *guidance.exclude()])
+    names = output_names([rel for _, rel in found])
+    items = [Item(path, rel, name) for (path, rel), name in zip(found, names)]
+    return shard_items(items, options.shard)
+
+
+def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None] | None = None,
+              on_start: Callable[[int], None] | None = None) -> MatteSummary:
+    """Matte every image of ``options.input`` with ``method`` (see ``mattecli.inference.methods``).
+
+    ``on_start(n)`` is called with the number of images of this shard before the first one,
+    ``on_item(item, status)`` once per image with "done", "skipped" or "failed".
+    """
+    guidance = GuidanceSource(options)
+    method.check_guidance(guidance.kind)
+    writer = OutputWriter(options)
+    method.want_foreground = writer.needs_foreground
+    items = plan_items(options, guidance)
+    summary = MatteSummary(total=len(items))
+    if on_start is not None:
+        on_start(len(items))
+    pending: dict[int, list[str]] = {}
+
+    def report(item: Item, status: str, problem: str | None = None) -> None:
+        if status == "failed":
+            summary.failures.append((item.rel.as_posix(), problem or "failed"))
+        elif status == "skipped":
+            summary.skipped += 1
+        else:
+            summary.done += 1
+        if on_item is not None:
+            on_item(item, status)
+
+    def jobs() -> Iterator[Job]:
+        for item in items:
+            kinds = list(writer.kinds) if options.overwrite else writer.missing(item)
+            if not kinds:
+                report(item, "skipped")
+                continue
+            try:
+                image = read_rgb(item.path)
+                job = Job(item, image, guidance.load(item, image), guidance.kind)
+            except MatteError as exc:
+                report(item, "failed", str(exc))
+                continue
+            pending[id(job)] = kinds
+            yield job
+
+    for job, result in method.run(jobs()):
+        kinds = pending.pop(id(job))
+        if isinstance(result, Exception):
+            report(job.item, "failed", str(result))
+            continue
+        try:
+            alpha, fg = result
+            if fg is None and writer.needs_foreground:
+                fg = method.foreground(job.image, alpha)
+            writer.write(job.item, alpha, fg, kinds)
+        except (MatteError, OSError, ValueError) as exc:
+            report(job.item, "failed", str(exc))
+            continue
+        report(job.item, "done")
+    summary.unused_clicks = guidance.unused_keys()
+    return summary
+
+
+__all__ = ["Item", "Job", "MatteOptions", "MatteSummary", "OutputWriter", "GuidanceFiles", "GuidanceSource",
+           "discover", "output_names", "parse_color", "parse_outputs", "plan_items", "run_matte", "OUTPUT_KINDS"]

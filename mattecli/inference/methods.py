@@ -1,0 +1,215 @@
+"""The matting methods `mattecli matte` runs: the weights-free classical one and trained networks.
+
+A method says which guidance it accepts (``check_guidance``), turns a stream of jobs into a
+stream of ``(job, (alpha, fg or None))`` or ``(job, exception)`` (``run``; a failing image
+never stops the stream), estimates foreground colour when it has none (``foreground``) and
+describes the device and precision it runs in (``describe``). Streams hold at most one
+batch, so memory does not grow with the number of images.
+"""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+from mattecli.data.trimap import BACKGROUND, FOREGROUND
+from mattecli.errors import BadInput, MatteError
+from mattecli.inference.clicks import click_maps, constraint_map
+from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
+from mattecli.inference.foreground import estimate_foreground, estimate_foreground_tensor
+
+PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+# Trimap models on images with a longer side above this see only the unknown region's
+# bounding box grown by CROP_MARGIN pixels (the rest of the alpha is known from the trimap).
+LARGE_SIDE = 1024
+CROP_MARGIN = 64
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, with a one-line error when CUDA is absent."""
+    from mattecli.train.distributed import resolve_device as resolve
+
+    return resolve(spec)
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({torch.get_num_threads()} threads)"
+
+
+class Method:
+    guidance_kinds: tuple[str, ...] = ()
+    flag_hint = "--trimap, --clicks or --background"
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.want_foreground = True  # the runner turns it off when only alpha is written
+
+    def check_guidance(self, kind: str) -> None:
+        if kind not in self.guidance_kinds:
+            if kind == "none":
+                raise MatteError(f"{self.name} needs guidance: give {self.flag_hint}")
+            raise MatteError(f"{self.name} takes {self.flag_hint}, not --{kind}")
+
+    def foreground(self, image: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+        """Germer et al. multi-level foreground colour on this method's device."""
+        return estimate_foreground(image, alpha, device=self.device)
+
+    def run(self, jobs: Iterable) -> Iterator[tuple[object, tuple[np.ndarray, np.ndarray | None] | Exception]]:
+        raise NotImplementedError
+
+
+class ClassicalMethod(Method):
+    """Closed-form matting from a trimap, from clicks (disks as hard constraints), or from a
+    trimap derived from a background plate; no weights."""
+
+    name = "the classical method"
+    guidance_kinds = ("trimap", "clicks", "background")
+
+    def __init__(self, device: torch.device, click_radius: float = 5.0) -> None:
+        super().__init__(device)
+        self.click_radius = click_radius
+
+    def describe(self) -> str:
+        return (f"method: classical closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, float64, "
+                f"on the CPU; foreground colour (Germer et al.) on {device_name(self.device)}, float32")
+
+    def alpha(self, job) -> np.ndarray:
+        if job.kind == "trimap":
+            return closed_form_alpha(job.image, trimap=job.guidance)
+        if job.kind == "clicks":
+            h, w = job.image.shape[:2]
+            labels = constraint_map(job.guidance, h, w, self.click_radius, path=job.item.path)
+            if not np.any(labels == FOREGROUND):
+                raise BadInput(job.item.path, "its clicks mark no foreground (add a click with \"label\": \"fg\")")
+            return closed_form_alpha(job.image, constraints=labels)
+        from mattecli.inference.plate import trimap_from_plate
+
+        return closed_form_alpha(job.image, trimap=trimap_from_plate(job.image, job.guidance))
+
+    def run(self, jobs: Iterable) -> Iterator:
+        for job in jobs:
+            try:
+                yield job, (self.alpha(job), None)
+            except (MatteError, ValueError) as exc:
+                yield job, exc
+
+
+class LearnedMethod(Method):
+    """A trained network from a checkpoint; the family (and so the guidance) is read from the file."""
+
+    def __init__(self, weights: str | os.PathLike, device: torch.device, batch_size: int = 1,
+                 precision: str = "fp32", click_radius: float = 5.0) -> None:
+        super().__init__(device)
+        from mattecli.models.registry import load_model
+
+        if precision not in PRECISIONS:
+            raise MatteError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")
+        if precision == "fp16" and device.type != "cuda":
+            raise MatteError("--precision fp16 needs a CUDA device; use fp32 or bf16 on the CPU")
+        self.model, ckpt = load_model(weights, device)
+        self.family = str(ckpt["family"])
+        self.name = f"the '{self.family}' network in {weights}"
+        self.guidance_kinds = (self.model.guidance,)
+        self.flag_hint = {"trimap": "--trimap", "clicks": "--clicks", "background": "--background",
+                          "none": "no guidance"}[self.model.guidance]
+        self.batch_size = max(1, batch_size)
+        self.precision = precision
+        self.click_radius = click_radius
+
+    def describe(self) -> str:
+        return (f"method: '{self.family}' network, {self.model.guidance} guidance, batch {self.batch_size}, "
+                f"on {device_name(self.device)}, {self.precision}")
+
+    def check_guidance(self, kind: str) -> None:
+        if kind != self.model.guidance:
+            if self.model.guidance == "none":
+                raise MatteError(f"{self.name} takes no guidance; drop --{kind}")
+            super().check_guidance(kind)
+
+    # -- preparing one job: (input crop box, image tensor 3xhxw, guidance tensor or None)
+    def _prepare(self, job) -> tuple[tuple[int, int, int, int], torch.Tensor, torch.Tensor | None]:
+        h, w = job.image.shape[:2]
+        box = (0, h, 0, w)
+        if job.kind == "trimap" and max(h, w) > LARGE_SIDE:
+            found = unknown_bbox(job.guidance == 128, CROP_MARGIN)
+            box = found if found is not None else box
+        y0, y1, x0, x1 = box
+        image = torch.from_numpy(np.ascontiguousarray(job.image[y0:y1, x0:x1])).permute(2, 0, 1).float() / 255.0
+        if job.kind == "trimap":
+            t = job.guidance[y0:y1, x0:x1]
+            g = torch.from_numpy(np.where(t == FOREGROUND, 1.0, np.where(t == BACKGROUND, 0.0, 0.5))
+                                 .astype(np.float32))[None]
+        elif job.kind == "background":
+            g = torch.from_numpy(np.ascontiguousarray(job.guidance)).permute(2, 0, 1).float() / 255.0
+        elif job.kind == "clicks":
+            g = torch.from_numpy(click_maps(job.guidance, h, w, self.click_radius, path=job.item.path))
+        else:
+            g = None
+        return box, image, g
+
+    def _predict(self, batch: list) -> list:
+        images = torch.stack([b[2] for b in batch]).to(self.device, non_blocking=True)
+        guidance = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(self.device)
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
+                                             enabled=self.precision != "fp32"):
+            out = self.model.predict(images, guidance)
+        alpha = out["alpha"].float().clamp(0.0, 1.0)
+        fg = out.get("fg")
+        if fg is None and self.want_foreground:  # on the same device, the whole batch at once
+            fg = estimate_foreground_tensor(images, alpha)[0]
+        alpha = alpha.cpu().numpy()
+        fg = None if fg is None else fg.float().clamp(0.0, 1.0).cpu().numpy()
+        return [(job, self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0)))
+                for k, (job, box, _, _) in enumerate(batch)]
+
+    def _paste(self, job, box, alpha_crop: np.ndarray, fg_crop: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+        h, w = job.image.shape[:2]
+        y0, y1, x0, x1 = box
+        if job.kind == "trimap":
+            alpha = (job.guidance == FOREGROUND).astype(np.float32)
+            alpha[y0:y1, x0:x1] = alpha_crop
+            alpha[job.guidance == FOREGROUND] = 1.0  # clamp the known regions
+            alpha[job.guidance == BACKGROUND] = 0.0
+        else:
+            alpha = alpha_crop
+        if box != (0, h, 0, w):
+            return alpha, None  # the foreground of the whole image is estimated afterwards
+        return alpha, fg_crop
+
+    def run(self, jobs: Iterable) -> Iterator:
+        batch: list = []
+        for job in jobs:
+            try:
+                box, image, g = self._prepare(job)
+            except (MatteError, ValueError) as exc:
+                yield job, exc
+                continue
+            if batch and (batch[0][2].shape != image.shape or len(batch) >= self.batch_size):
+                yield from self._flush(batch)
+                batch = []
+            batch.append((job, box, image, g))
+        if batch:
+            yield from self._flush(batch)
+
+    def _flush(self, batch: list) -> Iterator:
+        try:
+            yield from self._predict(batch)
+        except (MatteError, ValueError, RuntimeError) as exc:
+            for job, *_ in batch:
+                yield job, MatteError(f"the network failed on it ({str(exc).splitlines()[0][:200]})")
+
+
+def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
+                 precision: str = "fp32", click_radius: float = 5.0) -> Method:
+    dev = resolve_device(device)
+    if weights is not None:
+        return LearnedMethod(weights, dev, batch_size, precision, click_radius)
+    if method != "classical":
+        raise MatteError(f"--method {method}: only 'classical' runs without --weights")
+    if precision != "fp32":
+        raise MatteError("--precision applies to trained networks; the classical method runs in float64/float32")
+    return ClassicalMethod(dev, click_radius)
