@@ -29,7 +29,6 @@ import torch
 from mattecli.data.manifest import read_manifest, resolve
 from mattecli.data.samples import write_samples
 from mattecli.data.trimap import normalise_trimap
-from mattecli.io.checkpoint import save_checkpoint
 from mattecli.io.images import read_alpha, read_alpha_float, read_rgb
 from mattecli.metrics import compute_metrics
 from mattecli.models.registry import build_model
