@@ -36,15 +36,16 @@ def register(app: typer.Typer) -> None:
         """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
         from rich.table import Table
 
+        from mattecli.cli.options import parse_color, parse_kinds
         from mattecli.compose.options import parse_shard
         from mattecli.console import console, progress
-        from mattecli.inference.batch import MatteOptions, parse_color, parse_outputs, run_matte
+        from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, run_matte
         from mattecli.inference.methods import build_method
         from mattecli.io.images import read_rgb
 
         options = MatteOptions(
-            input=input, out=out, outputs=parse_outputs(output), trimap=trimap, clicks=clicks, background=background,
-            click_radius=click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
+            input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), trimap=trimap, clicks=clicks,
+            background=background, click_radius=click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
             alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard))
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image

@@ -10,33 +10,6 @@ CAPTURE_TIPS = ("Capture tips (Background Matting): lock exposure and focus, fil
                 "avoid shadows on the background and subject colours close to it.")
 
 
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """'R,G,B' (0-255) or '#RRGGBB'."""
-    from mattecli.errors import MatteError
-
-    t = text.strip()
-    try:
-        if t.startswith("#") and len(t) == 7:
-            return tuple(int(t[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-        parts = [int(p) for p in t.replace(" ", "").split(",")]
-        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
-            return tuple(parts)  # type: ignore[return-value]
-    except ValueError:
-        pass
-    raise MatteError(f"--bg-color '{text}': expected R,G,B with values 0-255 or #RRGGBB")
-
-
-def parse_outputs(text: str) -> tuple[str, ...]:
-    from mattecli.errors import MatteError
-    from mattecli.inference.video import OUTPUT_KINDS
-
-    kinds = tuple(dict.fromkeys(k.strip() for k in text.split(",") if k.strip()))
-    bad = [k for k in kinds if k not in OUTPUT_KINDS]
-    if bad or not kinds:
-        raise MatteError(f"--output '{text}': choose any of {', '.join(OUTPUT_KINDS)}")
-    return kinds
-
-
 def register(app: typer.Typer) -> None:
     @app.command("video", epilog=CAPTURE_TIPS)
     def video(
@@ -46,7 +19,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Folder for <stem>_<kind> outputs."),
         output: str = typer.Option("comp,alpha", "--output",
                                    help="Comma-separated subset of comp, alpha, rgba, fg."),
-        bg_color: str = typer.Option("120,255,155", "--bg-color", help="Composite colour, R,G,B or #RRGGBB."),
+        bg_color: str = typer.Option("120,255,155", "--bg-color", help="Composite colour: R,G,B, #RRGGBB or a name."),
         bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="Composite over this image instead."),
         bg_video: Optional[Path] = typer.Option(None, "--bg-video", help="Composite over this video (looped)."),
         rgba_format: str = typer.Option("mov", "--rgba-format",
@@ -68,10 +41,11 @@ def register(app: typer.Typer) -> None:
 
         Keeps the exact frame rate and copies the audio into every output that can hold it.
         """
+        from mattecli.cli.options import parse_color, parse_kinds
         from mattecli.errors import BadInput, MatteError
-        from mattecli.inference.video import ALPHA_FORMATS, RGBA_FORMATS
+        from mattecli.inference.video import ALPHA_FORMATS, OUTPUT_KINDS, RGBA_FORMATS
 
-        kinds = parse_outputs(output)
+        kinds = parse_kinds(output, OUTPUT_KINDS)
         if rgba_format not in RGBA_FORMATS:
             raise MatteError(f"--rgba-format '{rgba_format}': choose one of {', '.join(RGBA_FORMATS)}")
         if alpha_format not in ALPHA_FORMATS:
@@ -80,7 +54,7 @@ def register(app: typer.Typer) -> None:
             raise MatteError("give at most one of --bg-image and --bg-video")
         if not low < high:
             raise MatteError(f"--low ({low}) must be below --high ({high})")
-        colour = parse_colour(bg_color)
+        colour = parse_color(bg_color)
         for p in (input, background, bg_image, bg_video):
             if p is not None and not p.is_file():
                 raise BadInput(p, "no such file")

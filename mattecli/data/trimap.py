@@ -80,3 +80,11 @@ def normalise_trimap(trimap: np.ndarray) -> tuple[np.ndarray, int]:
     out[trimap < 64] = BACKGROUND
     out[trimap > 191] = FOREGROUND
     return out, int(np.count_nonzero(out != trimap))
+
+
+def clamp_known(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
+    """A copy of ``alpha`` with the trimap's known regions set: 1 in the foreground, 0 in the background."""
+    out = alpha.copy()
+    out[trimap == FOREGROUND] = 1.0
+    out[trimap == BACKGROUND] = 0.0
+    return out

@@ -220,32 +220,6 @@ class GuidanceSource:
 
 # --- outputs -----------------------------------------------------------------------------------
 
-def parse_outputs(text: str) -> tuple[str, ...]:
-    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
-    bad = [k for k in kinds if k not in OUTPUT_KINDS]
-    if bad or not kinds:
-        raise MatteError(f"--output {text!r}: choose a comma list of {', '.join(OUTPUT_KINDS)}")
-    return kinds
-
-
-def parse_color(text: str) -> tuple[int, int, int]:
-    """``#rrggbb``, ``r,g,b`` (0-255) or a few names."""
-    names = {"white": (255, 255, 255), "black": (0, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
-             "red": (255, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
-    t = text.strip().lower()
-    if t in names:
-        return names[t]
-    try:
-        if t.startswith("#") and len(t) == 7:
-            return tuple(int(t[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
-        parts = tuple(int(p) for p in t.split(","))
-        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
-            return parts  # type: ignore[return-value]
-    except ValueError:
-        pass
-    raise MatteError(f"--bg-color {text!r}: expected #rrggbb, r,g,b (0-255) or a name such as white")
-
-
 def to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
@@ -362,4 +336,4 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
 
 
 __all__ = ["Item", "Job", "MatteOptions", "MatteSummary", "OutputWriter", "GuidanceFiles", "GuidanceSource",
-           "discover", "output_names", "parse_color", "parse_outputs", "plan_items", "run_matte", "OUTPUT_KINDS"]
+           "discover", "output_names", "plan_items", "run_matte", "OUTPUT_KINDS"]

@@ -32,6 +32,7 @@ import scipy.sparse.linalg
 
 from mattecli.data.trimap import FOREGROUND, UNKNOWN, normalise_trimap
 from mattecli.errors import MatteError
+from mattecli.inference.linalg import symmetric3x3_adjugate
 
 EPSILON = 1e-7
 RADIUS = 1
@@ -106,13 +107,8 @@ def laplacian_upper(image: np.ndarray, centres: np.ndarray, epsilon: float = EPS
     s12 = np.einsum("pn,pn->n", c[1], c[2]) / area
     s22 = np.einsum("pn,pn->n", c[2], c[2]) / area + reg
     # (Sigma + epsilon/|w| I)^-1 by cofactors, with the -1/|w| of every pair folded in.
-    m00 = s11 * s22 - s12 * s12
-    m01 = s02 * s12 - s01 * s22
-    m02 = s01 * s12 - s02 * s11
-    m11 = s00 * s22 - s02 * s02
-    m12 = s01 * s02 - s00 * s12
-    m22 = s00 * s11 - s01 * s01
-    scale = -1.0 / (area * (s00 * m00 + s01 * m01 + s02 * m02))
+    m00, m01, m02, m11, m12, m22, det = symmetric3x3_adjugate(s00, s01, s02, s11, s12, s22)
+    scale = -1.0 / (area * det)
     v0 = (m00 * c[0] + m01 * c[1] + m02 * c[2]) * scale
     v1 = (m01 * c[0] + m11 * c[1] + m12 * c[2]) * scale
     v2 = (m02 * c[0] + m12 * c[1] + m22 * c[2]) * scale

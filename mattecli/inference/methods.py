@@ -14,7 +14,8 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from mattecli.data.trimap import BACKGROUND, FOREGROUND
+from mattecli.data.trimap import BACKGROUND, FOREGROUND, clamp_known
+from mattecli.devices import device_name, resolve_device
 from mattecli.errors import BadInput, MatteError
 from mattecli.inference.clicks import click_maps, constraint_map
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
@@ -25,19 +26,6 @@ PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat
 # bounding box grown by CROP_MARGIN pixels (the rest of the alpha is known from the trimap).
 LARGE_SIDE = 1024
 CROP_MARGIN = 64
-
-
-def resolve_device(spec: str) -> torch.device:
-    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, with a one-line error when CUDA is absent."""
-    from mattecli.train.distributed import resolve_device as resolve
-
-    return resolve(spec)
-
-
-def device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({torch.get_num_threads()} threads)"
 
 
 class Method:
@@ -172,8 +160,7 @@ class LearnedMethod(Method):
         if job.kind == "trimap":
             alpha = (job.guidance == FOREGROUND).astype(np.float32)
             alpha[y0:y1, x0:x1] = alpha_crop
-            alpha[job.guidance == FOREGROUND] = 1.0  # clamp the known regions
-            alpha[job.guidance == BACKGROUND] = 0.0
+            alpha = clamp_known(alpha, job.guidance)
         else:
             alpha = alpha_crop
         if box != (0, h, 0, w):

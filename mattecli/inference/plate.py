@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, UNKNOWN, ellipse
+from mattecli.inference.linalg import symmetric3x3_adjugate
 
 
 @dataclass(frozen=True)
@@ -209,14 +210,8 @@ def guided_coefficients(guide: np.ndarray, src: np.ndarray, radius: int, eps: fl
     def var(i: int, j: int) -> np.ndarray:
         return box(g[:, :, i] * g[:, :, j]) - mean_g[:, :, i] * mean_g[:, :, j]
 
-    rr, rg, rb, gg, gb, bb = var(0, 0) + eps, var(0, 1), var(0, 2), var(1, 1) + eps, var(1, 2), var(2, 2) + eps
-    inv_rr = gg * bb - gb * gb
-    inv_rg = gb * rb - rg * bb
-    inv_rb = rg * gb - gg * rb
-    inv_gg = rr * bb - rb * rb
-    inv_gb = rb * rg - rr * gb
-    inv_bb = rr * gg - rg * rg
-    det = rr * inv_rr + rg * inv_rg + rb * inv_rb
+    inv_rr, inv_rg, inv_rb, inv_gg, inv_gb, inv_bb, det = symmetric3x3_adjugate(
+        var(0, 0) + eps, var(0, 1), var(0, 2), var(1, 1) + eps, var(1, 2), var(2, 2) + eps)
     cr, cg, cb = cov_gp[:, :, 0], cov_gp[:, :, 1], cov_gp[:, :, 2]
     a = np.stack([inv_rr * cr + inv_rg * cg + inv_rb * cb,
                   inv_rg * cr + inv_gg * cg + inv_gb * cb,

@@ -18,7 +18,7 @@ import torch
 from mattecli.errors import BadInput, MatteError
 from mattecli.io.images import read_alpha, read_rgb, write_image
 from mattecli.data.manifest import read_manifest, resolve
-from mattecli.data.trimap import normalise_trimap
+from mattecli.data.trimap import clamp_known, normalise_trimap
 
 
 @dataclass
@@ -27,18 +27,11 @@ class PredictSummary:
     failures: list[str] = field(default_factory=list)
 
 
-def clamp_known(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-    out = alpha.copy()
-    out[trimap == 255] = 1.0
-    out[trimap == 0] = 0.0
-    return out
-
-
 def predict_dataset(weights: str | os.PathLike, dataset_dir: str | os.PathLike, out_dir: str | os.PathLike,
                     device: str = "auto", batch_size: int = 1, on_image=None) -> PredictSummary:
     """Predict every record of a compose dataset with the network in ``weights``."""
     from mattecli.models.registry import load_model
-    from mattecli.train.distributed import resolve_device
+    from mattecli.devices import resolve_device
 
     dev = resolve_device(device)
     model, ckpt = load_model(weights, dev)

@@ -25,7 +25,7 @@ import tempfile
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Self
 
 import numpy as np
 
@@ -207,7 +207,27 @@ def audio_plan(fmt: VideoFormat, audio_codec: str | None) -> str | None:
     return fmt.audio_fallback
 
 
-class VideoWriter:
+class _StagedOutput:
+    """An output built in a temporary: as a context manager it is finished (``close()``, moved
+    into place) when the block succeeds and discarded (``abort()``) when it raises."""
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class VideoWriter(_StagedOutput):
     """Feed frames one at a time; the file appears under its final name only on ``close()``.
 
     ``audio_from`` is a media file whose first audio stream is copied (or re-encoded where the
@@ -288,17 +308,8 @@ class VideoWriter:
             self._proc.wait()
         self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> "VideoWriter":
-        return self
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()
-
-
-class PngSequenceWriter:
+class PngSequenceWriter(_StagedOutput):
     """Frames as ``000000.png`` ... in a folder, which appears under its final name on ``close()``.
 
     A PNG sequence holds no audio; the caller says so in its summary.
@@ -324,12 +335,3 @@ class PngSequenceWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self._tmp, ignore_errors=True)
-
-    def __enter__(self) -> "PngSequenceWriter":
-        return self
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is None:
-            self.close()
-        else:
-            self.abort()

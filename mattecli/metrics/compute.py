@@ -5,6 +5,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from mattecli.data.trimap import clamp_known
 from mattecli.metrics.alpha import as_alpha, unknown_region
 from mattecli.metrics.connectivity import connectivity_error
 from mattecli.metrics.gradient import gradient_error
@@ -22,15 +23,6 @@ def check_metric_names(metrics: Iterable[str]) -> tuple[str, ...]:
     if bad or not wanted:
         raise ValueError(f"unknown metric(s) {', '.join(bad) or '(none)'}; choose from {', '.join(METRIC_NAMES)}")
     return tuple(m for m in METRIC_NAMES if m in wanted)
-
-
-def _masked_by_trimap(pred: np.ndarray, trimap: np.ndarray) -> np.ndarray:
-    """mmagic's matting models set known pixels from the trimap before scoring (its metrics
-    refuse a prediction that is not masked), so its numbers are those of the masked prediction."""
-    out = pred.copy()
-    out[trimap == 0] = 0
-    out[trimap == 255] = 1
-    return out
 
 
 def compute_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
@@ -53,7 +45,9 @@ def compute_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
     dtype = np.float32 if matlab else np.float64  # MATLAB: single(x)/255; mmagic: x / 255.0
     p, g = as_alpha(pred, dtype), as_alpha(gt, dtype)
     if not matlab:
-        p = _masked_by_trimap(p, np.asarray(trimap))
+        # mmagic's matting models set known pixels from the trimap before scoring (its metrics
+        # refuse a prediction that is not masked), so its numbers are those of the masked prediction.
+        p = clamp_known(p, np.asarray(trimap))
     scores: dict[str, float] = {}
     for name in names:
         if name == "sad":

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from mattecli.errors import MatteError
+from mattecli.devices import resolve_device
 
 
 @dataclass(frozen=True)
@@ -30,28 +30,6 @@ class DistContext:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
-
-
-def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
-    """``cpu``, ``cuda``, ``cuda:N`` or ``auto``; a clear error when CUDA is asked for and absent."""
-    spec = (spec or "auto").strip().lower()
-    if spec == "auto":
-        spec = "cuda" if torch.cuda.is_available() else "cpu"
-    if spec.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise MatteError(f"--device {spec}: CUDA is not available on this machine (use --device cpu)")
-        if spec == "cuda":
-            return torch.device("cuda", local_rank % torch.cuda.device_count())
-        try:
-            index = int(spec.split(":", 1)[1])
-        except (IndexError, ValueError):
-            raise MatteError(f"--device {spec}: expected cpu, cuda or cuda:N") from None
-        if index >= torch.cuda.device_count():
-            raise MatteError(f"--device {spec}: only {torch.cuda.device_count()} CUDA device(s) present")
-        return torch.device("cuda", index)
-    if spec == "cpu":
-        return torch.device("cpu")
-    raise MatteError(f"--device {spec}: expected cpu, cuda, cuda:N or auto")
 
 
 def setup(device_spec: str) -> DistContext:

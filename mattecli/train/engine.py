@@ -31,6 +31,7 @@ import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from mattecli.console import console
+from mattecli.devices import device_name
 from mattecli.errors import MatteError
 from mattecli.io import atomic
 from mattecli.models.registry import build_model
@@ -209,8 +210,7 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
 
     precision = {None: "fp32", torch.bfloat16: "bf16", torch.float16: "fp16"}[amp_dtype]
     if ctx.is_main:
-        name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
-        console.print(f"[bold]{family.name} / {stage}[/]: {device} ({name}), {precision}"
+        console.print(f"[bold]{family.name} / {stage}[/]: {device_name(device)}, {precision}"
                       f"{', channels-last' if channels_last else ''}{', compiled' if flat['compile'] else ''}, "
                       f"{ctx.world_size} process(es) x batch {batch}, {len(train_set)} training sample(s)"
                       f"{f', {len(val_set)} validation' if val_set is not None else ', no validation set'}; "

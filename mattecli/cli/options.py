@@ -1,0 +1,34 @@
+"""Parsing of flag text shared by several commands, so a colour or an output list reads the same everywhere."""
+from __future__ import annotations
+
+from typing import Iterable
+
+from mattecli.errors import MatteError
+
+COLOR_NAMES = {"white": (255, 255, 255), "black": (0, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
+               "red": (255, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}
+
+
+def parse_color(text: str, flag: str = "--bg-color") -> tuple[int, int, int]:
+    """``R,G,B`` (0-255), ``#RRGGBB`` or a few names (white, black, green, blue, red, grey)."""
+    t = text.strip().lower()
+    if t in COLOR_NAMES:
+        return COLOR_NAMES[t]
+    try:
+        if t.startswith("#") and len(t) == 7:
+            return tuple(int(t[i:i + 2], 16) for i in (1, 3, 5))  # type: ignore[return-value]
+        parts = tuple(int(p) for p in t.split(","))
+        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
+            return parts  # type: ignore[return-value]
+    except ValueError:
+        pass
+    raise MatteError(f"{flag} {text!r}: expected R,G,B (0-255), #RRGGBB or a name such as white")
+
+
+def parse_kinds(text: str, allowed: Iterable[str], flag: str = "--output") -> tuple[str, ...]:
+    """A comma list of kinds from ``allowed`` (case-insensitive), in the order given, repeats dropped."""
+    allowed = tuple(allowed)
+    kinds = tuple(dict.fromkeys(k.strip().lower() for k in text.split(",") if k.strip()))
+    if not kinds or any(k not in allowed for k in kinds):
+        raise MatteError(f"{flag} {text!r}: choose a comma list of {', '.join(allowed)}")
+    return kinds
