@@ -10,14 +10,19 @@ console = Console(stderr=True, highlight=False)
 
 
 class RateColumn(ProgressColumn):
-    """Items per second (or seconds per item when slower than one a second)."""
+    """Items per second (or seconds per item when slower than one a second).
+
+    The mean since the start, not rich's short-window speed: results of a process pool
+    arrive in bursts, which make a windowed rate jump to nonsense.
+    """
 
     def __init__(self, unit: str = "it") -> None:
         super().__init__()
         self.unit = unit
 
     def render(self, task: Task) -> Text:
-        speed = task.finished_speed or task.speed
+        elapsed = task.finished_time if task.finished else task.elapsed
+        speed = task.completed / elapsed if elapsed and task.completed else None
         if not speed:
             return Text(f"-- {self.unit}/s", style="cyan")
         if speed >= 1:

@@ -153,6 +153,19 @@ def test_rerun_skips_done_and_overwrite_redoes(tmp_path):
         compose_dataset(_options(tmp_path, "ds", seed=8))
 
 
+@pytest.mark.parametrize("copy", [False, True])
+def test_overwrite_redoes_the_fg_and_alpha_copies(tmp_path, copy):
+    """An input changed between runs: --overwrite must not pair new composites with the old alpha."""
+    _, alpha_dir, _ = make_inputs(tmp_path)
+    compose_dataset(_options(tmp_path, "ds", link=not copy))
+    src = alpha_dir / "fg1.png"
+    new_alpha = 255 - _cv_read(src, cv2.IMREAD_GRAYSCALE)
+    src.unlink()  # a new file, as most editors and tools write one
+    imwrite(src, new_alpha)
+    compose_dataset(_options(tmp_path, "ds", overwrite=True, link=not copy))
+    assert np.array_equal(_cv_read(tmp_path / "ds" / "alpha" / "fg1.png", cv2.IMREAD_GRAYSCALE), new_alpha)
+
+
 def test_grey_rgba_16bit_inputs_are_converted_with_a_note(tmp_path):
     rng = np.random.default_rng(3)
     h, w = 30, 40

@@ -83,6 +83,20 @@ def test_truncated_files_are_named(tmp_path, ext, cut, msg):
     assert str(p) in str(exc.value)
 
 
+@pytest.mark.parametrize("ext,cut,msg", [(".png", 20, "truncated PNG"), (".jpg", 10, "truncated JPEG"),
+                                         (".png", 12, "truncated PNG"), (".jpg", 2, "truncated JPEG")])
+def test_decoding_a_truncated_file_names_the_truncation(tmp_path, ext, cut, msg, capfd):
+    """Readers that do not probe first (eval, matte) still say what is wrong, without codec noise."""
+    p = tmp_path / f"x{ext}"
+    _cv_write(p, np.tile(RGB8, (8, 8, 1)))
+    p.write_bytes(p.read_bytes()[:-cut])
+    for reader in (read_raw, read_rgb, read_alpha):
+        with pytest.raises(BadInput, match=msg) as exc:
+            reader(p)
+        assert str(p) in str(exc.value)
+    assert capfd.readouterr().err == ""
+
+
 @pytest.mark.parametrize("content,msg", [(b"", "empty file"), (b"hello world, not an image", "not a readable image")])
 def test_unreadable_files(tmp_path, content, msg):
     p = tmp_path / "bad.png"
@@ -138,3 +152,16 @@ def test_list_images_sorted_recursive(tmp_path):
     assert [p.name for p in list_images(tmp_path, recursive=False)] == ["a.jpg"]
     with pytest.raises(BadInput, match="not a folder"):
         list_images(tmp_path / "nope")
+
+
+def test_a_jpeg_with_data_after_its_end_marker_is_not_called_truncated(tmp_path):
+    """Phones append motion-photo data after the end-of-image marker; the image is complete."""
+    image = (np.random.default_rng(3).random((40, 60, 3)) * 255).astype(np.uint8)
+    write_image(tmp_path / "a.jpg", image)
+    data = (tmp_path / "a.jpg").read_bytes()
+    (tmp_path / "trailer.jpg").write_bytes(data + b"MotionPhoto_Data" * 500)
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 2])
+    assert probe_image(tmp_path / "trailer.jpg").width == 60
+    assert read_rgb(tmp_path / "trailer.jpg").shape == (40, 60, 3)
+    with pytest.raises(BadInput, match="truncated JPEG"):
+        probe_image(tmp_path / "cut.jpg")

@@ -145,6 +145,14 @@ def test_guidance_errors_are_one_line(tree, capsys, monkeypatch):
     assert code == 2 and "one kind of guidance" in err
 
 
+def test_setup_errors_come_before_any_other_output(tree, capsys, monkeypatch):
+    """A bad guidance flag is the only line printed: no method line, no half-drawn progress bar."""
+    for extra in ([], ["--trimap", tree / "missing"], ["--clicks", tree / "missing.json"]):
+        code, err = run_cli([tree / "in", "--out", tree / "o", *extra], capsys, monkeypatch)
+        assert code == 2 and err.strip().splitlines() == [err.strip()] and err.startswith("error: "), err
+    assert not (tree / "o").exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-CUDA error")
 def test_cuda_request_fails_clearly_without_gpu(tree, capsys, monkeypatch):
     code, err = run_cli([tree / "in", "--out", tree / "o", "--trimap", tree / "trimaps", "--device", "cuda"],

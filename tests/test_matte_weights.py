@@ -87,6 +87,13 @@ def test_weights_batches_equal_sizes_and_clamps_known_regions(data, capsys, monk
 def test_large_images_see_only_the_unknown_box(data, capsys, monkeypatch):
     monkeypatch.setattr(methods, "LARGE_SIDE", 20)
     monkeypatch.setattr(methods, "CROP_MARGIN", 2)
+    fg_shapes = []  # the foreground is estimated once, on the whole image, not also on the crop
+    real_estimate = methods.estimate_foreground_tensor
+    monkeypatch.setattr(methods, "estimate_foreground_tensor",
+                        lambda image, alpha, **kw: fg_shapes.append(tuple(image.shape)) or real_estimate(image, alpha, **kw))
+    real_fg = methods.estimate_foreground
+    monkeypatch.setattr(methods, "estimate_foreground",
+                        lambda image, alpha, **kw: fg_shapes.append(image.shape) or real_fg(image, alpha, **kw))
     code, err = run_cli([data / "in" / "a.png", "--out", data / "out", "--weights", data / "w.pt",
                          "--trimap", data / "tri" / "a.png", "--output", "alpha,fg"], capsys, monkeypatch)
     assert code == 0, err
@@ -94,6 +101,7 @@ def test_large_images_see_only_the_unknown_box(data, capsys, monkeypatch):
     ys, xs = np.nonzero(tri == 128)
     box = (ys.max() - ys.min() + 1 + 4, xs.max() - xs.min() + 1 + 4)
     assert StandIn.calls == [(1, 3) + box] and box < tri.shape
+    assert fg_shapes == [tri.shape + (3,)]
     want = np.rint(expected_alpha(read_rgb(data / "in" / "a.png"), tri, 2.5) * 255)
     assert np.abs(read_alpha(data / "out" / "alpha" / "a.png").astype(int) - want).max() <= 1
 

@@ -107,6 +107,8 @@ def test_bad_inputs_are_one_line_errors(clip, tmp_path):
     write_image(small, plate[:32, :48])
     r = run_cli(str(src), "-b", str(small), "-o", str(tmp_path / "o"))
     assert r.returncode == 2 and "--align" in r.stderr and "Traceback" not in r.stderr
+    # it names the plate and comes alone, before the method line and the progress bar
+    assert "small_plate.png" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00" * 100)
     r = run_cli(str(broken), "-b", str(plate_path), "-o", str(tmp_path / "o"))

@@ -39,7 +39,7 @@ def register(app: typer.Typer) -> None:
         from mattecli.cli.options import parse_color, parse_kinds
         from mattecli.compose.options import parse_shard
         from mattecli.console import console, progress
-        from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, run_matte
+        from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
         from mattecli.inference.methods import build_method
         from mattecli.io.images import read_rgb
 
@@ -50,11 +50,11 @@ def register(app: typer.Typer) -> None:
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
         runner = build_method(weights, method, device, batch_size, precision, click_radius)
+        plan = plan_matte(options, runner)  # every setup error before any output
         console.print(runner.describe())
         with progress("img") as bar:
-            task = bar.add_task("matte", total=None)
-            summary = run_matte(options, runner, on_item=lambda item, status: bar.advance(task),
-                                on_start=lambda n: bar.update(task, total=n))
+            task = bar.add_task("matte", total=len(plan.items))
+            summary = run_matte(options, runner, on_item=lambda item, status: bar.advance(task), plan=plan)
         console.print(f"{summary.done} matted, {summary.skipped} skipped (outputs exist; --overwrite to redo), "
                       f"{len(summary.failures)} failed of {summary.total} in {out}")
         if summary.unused_clicks:

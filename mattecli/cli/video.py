@@ -36,8 +36,14 @@ def register(app: typer.Typer) -> None:
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (else skipped)."),
         sheet: bool = typer.Option(True, "--sheet/--no-sheet",
                                    help="Also write <stem>_sheet.png: a few frames with alpha and composite."),
+        weights: Optional[Path] = typer.Option(None, "--weights",
+                                               help="A trained background-guided checkpoint instead of the "
+                                                    "weights-free method (--low/--high then do not apply)."),
+        device: str = typer.Option("auto", "--device", help="--weights: auto, cpu, cuda or cuda:N."),
+        precision: str = typer.Option("fp32", "--precision", help="--weights: fp32, fp16 (CUDA) or bf16."),
+        batch_size: int = typer.Option(4, "--batch-size", min=1, help="--weights: frames per batch."),
     ) -> None:
-        """Matte a video against a clean background plate, without trained weights.
+        """Matte a video against a clean background plate, without trained weights (or with --weights).
 
         Keeps the exact frame rate and copies the audio into every output that can hold it.
         """
@@ -58,18 +64,27 @@ def register(app: typer.Typer) -> None:
         for p in (input, background, bg_image, bg_video):
             if p is not None and not p.is_file():
                 raise BadInput(p, "no such file")
+        learned = None
+        if weights is not None:
+            from mattecli.inference.methods import build_method
+            from mattecli.inference.video import LearnedFrames
+
+            learned = LearnedFrames(build_method(weights, "classical", device, batch_size, precision),
+                                    align=align, exposure=match_exposure)
         _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
-             align, match_exposure, low, high, overwrite, sheet)
+             align, match_exposure, low, high, overwrite, sheet, learned)
 
 
 def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colour: tuple[int, int, int],
          bg_image: Path | None, bg_video: Path | None, rgba_format: str, alpha_format: str,
-         align: bool, match_exposure: bool, low: float, high: float, overwrite: bool, sheet: bool) -> None:
+         align: bool, match_exposure: bool, low: float, high: float, overwrite: bool, sheet: bool,
+         learned: object | None = None) -> None:
     from rich.table import Table
 
     from mattecli.console import console, progress
     from mattecli.inference.plate import PlateMatting, PlateSettings
-    from mattecli.inference.video import (VideoJob, background_source, fps_text, plate_source, run_video)
+    from mattecli.inference.video import (VideoJob, background_source, check_plate, fps_text, plate_source,
+                                          run_video)
     from mattecli.io.video import probe_video
 
     info = probe_video(input)
@@ -77,10 +92,15 @@ def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colou
     job = VideoJob(input=input, out_dir=out, plate=plate_source(background, size), outputs=kinds,
                    background=(background_source(bg_image or bg_video, size) if (bg_image or bg_video) else None),
                    bg_colour=colour, rgba_format=rgba_format, alpha_format=alpha_format, overwrite=overwrite)
-    method = PlateMatting(PlateSettings(low=low, high=high), align=align, exposure=match_exposure)
+    check_plate(job, info, align)  # before any output
+    extras = f"{' + alignment' if align else ''}{' + exposure matching' if match_exposure else ''}"
+    if learned is not None:
+        method, described = learned, f"{learned.describe()}{extras}"
+    else:
+        method = PlateMatting(PlateSettings(low=low, high=high), align=align, exposure=match_exposure)
+        described = f"method: background plate{extras} on cpu"
     console.print(f"[bold]{input.name}[/]: {info.width}x{info.height}, {fps_text(info.fps)} fps, "
-                  f"audio {info.audio_codec or 'none'}; method: background plate"
-                  f"{' + alignment' if align else ''}{' + exposure matching' if match_exposure else ''} on cpu")
+                  f"audio {info.audio_codec or 'none'}; {described}")
 
     keep = _SheetFrames(info.frames_estimate) if sheet else None
     with progress("frame") as bar:

@@ -186,6 +186,8 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
         lock.share()
 
         mine = [plan[i] for i in shard_slice(len(plan), o.shard)]
+        if o.overwrite:  # the fg/ and alpha/ copies are redone too: the inputs may have changed
+            state.remove_foreground_files(o.out, [foregrounds[i] for i in sorted({c.fg for c in mine})])
         todo = mine if o.overwrite else [c for c in mine
                                          if not state.is_done(o.out, foregrounds[c.fg], c, o.trimaps, o.plates)]
         summary = ComposeSummary(o.out, len(foregrounds), len(source.names), per_fg, len(plan), len(mine),

@@ -114,6 +114,14 @@ def remove_unplanned(out: Path, foregrounds: list[Foreground], plan: list[Compos
     return removed
 
 
+def remove_foreground_files(out: Path, foregrounds: list[Foreground]) -> None:
+    """--overwrite: drop these foregrounds' fg/ and alpha/ copies so the workers write them anew
+    (a kept copy would pair a changed input's new composites with its old alpha)."""
+    for fg in foregrounds:
+        for rel in (fg.fg_out, fg.alpha_out):
+            (out / rel).unlink(missing_ok=True)
+
+
 def rebuild_manifest(out: Path, foregrounds: list[Foreground], plan: list[Composite], trimaps: bool,
                      plates: bool) -> int:
     """Write manifest.json from the done composites of the full plan; returns how many it lists."""

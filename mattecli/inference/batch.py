@@ -275,18 +275,36 @@ def plan_items(options: MatteOptions, guidance: GuidanceSource) -> list[Item]:
     return shard_items(items, options.shard)
 
 
-def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None] | None = None,
-              on_start: Callable[[int], None] | None = None) -> MatteSummary:
-    """Matte every image of ``options.input`` with ``method`` (see ``mattecli.inference.methods``).
+@dataclass
+class MattePlan:
+    """A run checked and planned, before any image is read: every setup error is raised by now."""
 
-    ``on_start(n)`` is called with the number of images of this shard before the first one,
-    ``on_item(item, status)`` once per image with "done", "skipped" or "failed".
-    """
+    options: MatteOptions
+    guidance: GuidanceSource
+    writer: OutputWriter
+    items: list[Item]
+
+
+def plan_matte(options: MatteOptions, method) -> MattePlan:
+    """Check the flags against the method and list this shard's images (raises MatteError)."""
     guidance = GuidanceSource(options)
     method.check_guidance(guidance.kind)
     writer = OutputWriter(options)
     method.want_foreground = writer.needs_foreground
-    items = plan_items(options, guidance)
+    return MattePlan(options, guidance, writer, plan_items(options, guidance))
+
+
+def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None] | None = None,
+              on_start: Callable[[int], None] | None = None, plan: MattePlan | None = None) -> MatteSummary:
+    """Matte every image of ``options.input`` with ``method`` (see ``mattecli.inference.methods``).
+
+    ``plan`` (from :func:`plan_matte` with the same options and method) lets a caller see the
+    setup errors and the image count before it opens a progress bar. ``on_start(n)`` is
+    called with the number of images of this shard before the first one, ``on_item(item,
+    status)`` once per image with "done", "skipped" or "failed".
+    """
+    plan = plan or plan_matte(options, method)
+    guidance, writer, items = plan.guidance, plan.writer, plan.items
     summary = MatteSummary(total=len(items))
     if on_start is not None:
         on_start(len(items))
@@ -335,5 +353,5 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
     return summary
 
 
-__all__ = ["Item", "Job", "MatteOptions", "MatteSummary", "OutputWriter", "GuidanceFiles", "GuidanceSource",
-           "discover", "output_names", "plan_items", "run_matte", "OUTPUT_KINDS"]
+__all__ = ["Item", "Job", "MatteOptions", "MattePlan", "MatteSummary", "OutputWriter", "GuidanceFiles", "GuidanceSource",
+           "discover", "output_names", "plan_items", "plan_matte", "run_matte", "OUTPUT_KINDS"]

@@ -62,8 +62,10 @@ class ClassicalMethod(Method):
         self.click_radius = click_radius
 
     def describe(self) -> str:
+        # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
+        where = "cpu (1 thread)" if self.device.type == "cpu" else device_name(self.device)
         return (f"method: classical closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, float64, "
-                f"on the CPU; foreground colour (Germer et al.) on {device_name(self.device)}, float32")
+                f"on the CPU; foreground colour (Germer et al.) on {where}, float32")
 
     def alpha(self, job) -> np.ndarray:
         if job.kind == "trimap":
@@ -84,6 +86,12 @@ class ClassicalMethod(Method):
                 yield job, (self.alpha(job), None)
             except (MatteError, ValueError) as exc:
                 yield job, exc
+
+
+def _chw_float(rgb: np.ndarray) -> torch.Tensor:
+    """uint8 HxWx3 -> float 3xHxW in [0, 1]; read-only arrays (decoded video frames) are copied,
+    as torch cannot wrap them."""
+    return torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1).float() / 255.0
 
 
 class LearnedMethod(Method):
@@ -126,13 +134,13 @@ class LearnedMethod(Method):
             found = unknown_bbox(job.guidance == 128, CROP_MARGIN)
             box = found if found is not None else box
         y0, y1, x0, x1 = box
-        image = torch.from_numpy(np.ascontiguousarray(job.image[y0:y1, x0:x1])).permute(2, 0, 1).float() / 255.0
+        image = _chw_float(job.image[y0:y1, x0:x1])
         if job.kind == "trimap":
             t = job.guidance[y0:y1, x0:x1]
             g = torch.from_numpy(np.where(t == FOREGROUND, 1.0, np.where(t == BACKGROUND, 0.0, 0.5))
                                  .astype(np.float32))[None]
         elif job.kind == "background":
-            g = torch.from_numpy(np.ascontiguousarray(job.guidance)).permute(2, 0, 1).float() / 255.0
+            g = _chw_float(job.guidance)
         elif job.kind == "clicks":
             g = torch.from_numpy(click_maps(job.guidance, h, w, self.click_radius, path=job.item.path))
         else:
@@ -147,7 +155,8 @@ class LearnedMethod(Method):
             out = self.model.predict(images, guidance)
         alpha = out["alpha"].float().clamp(0.0, 1.0)
         fg = out.get("fg")
-        if fg is None and self.want_foreground:  # on the same device, the whole batch at once
+        cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, _, _ in batch)
+        if fg is None and self.want_foreground and not cropped:  # on the same device, the whole batch at once
             fg = estimate_foreground_tensor(images, alpha)[0]
         alpha = alpha.cpu().numpy()
         fg = None if fg is None else fg.float().clamp(0.0, 1.0).cpu().numpy()

@@ -371,7 +371,8 @@ class PlateResult:
 
 
 class PlateMatting:
-    """The weights-free method for ``mattecli video`` and ``matte --background``: frame + plate -> alpha, F."""
+    """The weights-free method of ``mattecli video``: frame + plate -> alpha, F. (``matte --background``
+    instead refines ``trimap_from_plate`` by closed form.)"""
 
     def __init__(self, settings: PlateSettings = PlateSettings(), align: bool = False, exposure: bool = False) -> None:
         self.settings = settings

@@ -3,8 +3,8 @@
 Three stages run at once, joined by bounded queues (so memory stays flat whatever the
 length): a reader thread decodes the input (and the plate or background videos, if any),
 the calling thread runs the matting method, and a writer thread composes every requested
-output and pipes it into its own ffmpeg encoder process. The method's time is measured
-around its call alone ("model time"); the end-to-end time runs from the first decode to the
+output and pipes it into its own ffmpeg encoder process. The matting loop's time less its
+waits for frames and for the encoder is the "model time" (fair to a method that batches); the end-to-end time runs from the first decode to the
 last file moved into place. Peers quote the first and users experience the second, so both
 are reported.
 """
@@ -33,7 +33,9 @@ _STOP = object()
 
 
 class FrameMethod(Protocol):
-    """Matting for one frame: (frame uint8 HxWx3, plate uint8 HxWx3) -> (alpha float32 HxW, fg uint8 HxWx3)."""
+    """Matting for one frame: (frame uint8 HxWx3, plate uint8 HxWx3) -> (alpha float32 HxW, fg uint8 HxWx3).
+
+    A method that batches frames instead has ``stream(items)`` (see :class:`LearnedFrames`)."""
 
     def __call__(self, frame: np.ndarray, plate: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 
@@ -53,10 +55,11 @@ def fit_cover(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 class StillSource:
-    """The same image for every frame."""
+    """The same image for every frame (``path``: the file it came from, for error messages)."""
 
-    def __init__(self, image: np.ndarray) -> None:
+    def __init__(self, image: np.ndarray, path: Path | None = None) -> None:
         self.image = image
+        self.path = path
 
     def frames(self) -> Iterator[np.ndarray]:
         while True:
@@ -191,6 +194,76 @@ def compose_outputs(kinds: tuple[str, ...], alpha: np.ndarray, fg: np.ndarray,
     return out
 
 
+def _stream(method: FrameMethod | Callable, items: Iterator[tuple]) -> Iterator[tuple[tuple, object]]:
+    """(item, result) per decoded (frame, plate, background): a method with ``stream`` (one that
+    batches frames) gets the whole iterator, a per-frame callable is called on each."""
+    if hasattr(method, "stream"):
+        return method.stream(items)
+    return ((item, method(item[0], item[1])) for item in items)
+
+
+class LearnedFrames:
+    """A trained background-guided network run on video frames through ``matte --weights``'s
+    ``LearnedMethod``: the same loading, batching (``batch_size`` frames at once), precision and
+    foreground estimation (when the network gives none) as for images; the plate is aligned
+    and exposure-matched per frame first, as for the plate method."""
+
+    def __init__(self, method, align: bool = False, exposure: bool = False) -> None:
+        from mattecli.inference.plate import PlateAligner
+
+        if method.model.guidance != "background":
+            raise MatteError(f"{method.name} needs {method.model.guidance} guidance; `mattecli video` "
+                             "gives a background plate (use `mattecli matte` on frames instead)")
+        method.check_guidance("background")
+        method.want_foreground = True
+        self.method = method
+        self.align = align
+        self.exposure = exposure
+        self.aligner = PlateAligner() if align else None
+
+    def describe(self) -> str:
+        return self.method.describe()
+
+    def stream(self, items: Iterator[tuple]) -> Iterator[tuple[tuple, object]]:
+        import warnings
+        from pathlib import PurePosixPath
+
+        from mattecli.inference.batch import Item, Job
+        from mattecli.inference.plate import PlateResult, prepare_plate
+
+        source: dict[int, tuple[tuple, object]] = {}  # id(job) -> (item, alignment), at most a batch
+
+        def jobs() -> Iterator[Job]:
+            for index, item in enumerate(items):
+                frame, plate, _ = item
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # failed alignments are counted from the result
+                    used, alignment = prepare_plate(frame, plate, self.align, self.exposure, aligner=self.aligner)
+                name = PurePosixPath(f"frame {index}")
+                job = Job(Item(Path(f"frame {index}"), name, name), frame, used, "background")
+                source[id(job)] = (item, alignment)
+                yield job
+
+        for job, result in self.method.run(jobs()):
+            item, alignment = source.pop(id(job))
+            if isinstance(result, Exception):
+                raise MatteError(f"{job.item.rel}: {result}")
+            alpha, fg = result
+            if fg is None:
+                fg = self.method.foreground(job.image, alpha)
+            fg8 = np.clip(fg * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
+            yield item, PlateResult(alpha.astype(np.float32), fg8, job.guidance, alignment)
+
+
+def check_plate(job: VideoJob, info: VideoInfo, align: bool) -> None:
+    """A still plate must have the video's size unless it is registered onto every frame."""
+    if isinstance(job.plate, StillSource) and job.plate.image.shape[:2] != (info.height, info.width) and not align:
+        h, w = job.plate.image.shape[:2]
+        problem = (f"the plate is {w}x{h} but {job.input} is {info.width}x{info.height}; "
+                   "pass --align to register a differently framed plate")
+        raise BadInput(job.plate.path, problem) if job.plate.path else MatteError(problem)
+
+
 def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[[int], None] | None = None,
               on_frame_result: Callable[[np.ndarray, object], None] | None = None) -> VideoReport:
     """Matte ``job.input`` into the requested outputs. ``progress(n)`` is called as frames are written;
@@ -211,11 +284,7 @@ def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[
     if not kinds:
         return report
     kinds_t = tuple(kinds)
-    if isinstance(job.plate, StillSource) and job.plate.image.shape[:2] != (info.height, info.width) \
-            and not getattr(method, "align", False):
-        h, w = job.plate.image.shape[:2]
-        raise MatteError(f"the plate is {w}x{h} but {job.input} is {info.width}x{info.height}; "
-                         "pass --align to register a differently framed plate")
+    check_plate(job, info, getattr(method, "align", False))
     colour = np.empty((info.height, info.width, 3), np.uint8)
     colour[:] = job.bg_colour
     background = job.background or StillSource(colour)
@@ -264,6 +333,24 @@ def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[
             errors.append(exc)
             stop.set()
 
+    outside = 0.0  # seconds of the matting loop spent waiting for frames or for the encoder
+
+    def decoded() -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+        nonlocal outside
+        while not stop.is_set():
+            t0 = time.perf_counter()
+            try:
+                item = q_in.get(timeout=0.1)
+            except queue.Empty:
+                outside += time.perf_counter() - t0
+                if not threads[1].is_alive():
+                    return
+                continue
+            outside += time.perf_counter() - t0
+            if item is _STOP:
+                return
+            yield item
+
     try:
         for kind in kinds_t:
             writers[kind] = _open_writer(job, kind, info)
@@ -271,27 +358,21 @@ def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[
                    threading.Thread(target=writer, daemon=True, name="mattecli-encode")]
         for t in threads:
             t.start()
-        while not stop.is_set():
-            try:
-                item = q_in.get(timeout=0.1)
-            except queue.Empty:
-                if not threads[1].is_alive():
-                    break
-                continue
-            if item is _STOP:
-                break
-            frame, plate, bg = item
+        # Model time = the loop's time minus its waits, so a batching method is timed fairly too.
+        loop_start = time.perf_counter()
+        for (frame, plate, bg), result in _stream(method, decoded()):
             t0 = time.perf_counter()
-            result = method(frame, plate)
-            report.model_seconds += time.perf_counter() - t0
             alpha, fg = (result.alpha, result.fg) if hasattr(result, "alpha") else result
             if getattr(result, "alignment", None) is not None and not result.alignment.found:
                 report.alignment_failures += 1
             if on_frame_result is not None:
                 on_frame_result(frame, result)
             report.frames += 1
-            if not put(q_out, (alpha, fg, bg)):
+            delivered = put(q_out, (alpha, fg, bg))
+            outside += time.perf_counter() - t0
+            if not delivered:
                 break
+        report.model_seconds = time.perf_counter() - loop_start - outside
         put(q_out, _STOP)
         for t in threads:
             t.join()
@@ -316,7 +397,7 @@ def plate_source(path: Path, size: tuple[int, int]) -> StillSource | VideoSource
     from mattecli.io.images import is_image, read_rgb
 
     if is_image(path):
-        return StillSource(read_rgb(path))
+        return StillSource(read_rgb(path), path)
     return VideoSource(path, size, loop=False, cover=False)
 
 

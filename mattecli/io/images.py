@@ -53,25 +53,41 @@ _PNG_CHANNELS = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}  # colour type -> channels after 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
+def check_complete(path: Path, head: bytes, tail: bytes) -> None:
+    """Raise if a PNG or JPEG (told by ``head``) lacks its end marker (``tail``: the last bytes).
+
+    A cut-off file is named as such instead of failing to decode with a codec warning, or
+    decoding half grey (some JPEG decoders fill the missing part).
+    """
+    if head.startswith(_PNG_SIGNATURE) and tail[-8:-4] != b"IEND":
+        raise BadInput(path, "truncated PNG (no IEND chunk at the end)")
+    if head.startswith(b"\xff\xd8") and tail[-2:] != b"\xff\xd9":
+        raise BadInput(path, "truncated JPEG (no end-of-image marker)")
+
+
 def _probe_png(path: Path, head: bytes, size: int) -> ImageInfo:
     if len(head) < 33 or head[12:16] != b"IHDR":
         raise BadInput(path, "corrupt PNG header")
     width, height, depth, colour = struct.unpack(">IIBB", head[16:26])
     with open(path, "rb") as f:
         f.seek(max(0, size - 12))
-        tail = f.read(12)
-    if tail[4:8] != b"IEND":
-        raise BadInput(path, "truncated PNG (no IEND chunk at the end)")
+        check_complete(path, head, f.read(12))
     if colour not in _PNG_CHANNELS:
         raise BadInput(path, f"unsupported PNG colour type {colour}")
     return ImageInfo(width, height, _PNG_CHANNELS[colour], 16 if depth == 16 else 8)
 
 
+# Cameras and phones may append data after a JPEG's end-of-image marker (motion photos,
+# maker trailers). Entropy-coded data never contains FF D9 (0xFF is byte-stuffed), so an end
+# marker anywhere in the last bytes means the image data is complete.
+_JPEG_TRAILER_WINDOW = 1 << 16
+
+
 def _probe_jpeg(path: Path, size: int) -> ImageInfo:
     with open(path, "rb") as f:
         data = f.read(min(size, 1 << 20))
-        f.seek(max(0, size - 2))
-        tail = f.read(2)
+        f.seek(max(0, size - _JPEG_TRAILER_WINDOW))
+        window = f.read()
     i = 2
     info = None
     while i + 9 < len(data):
@@ -90,7 +106,7 @@ def _probe_jpeg(path: Path, size: int) -> ImageInfo:
         i += 2 + seg_len
     if info is None:
         raise BadInput(path, "corrupt JPEG (no frame header)")
-    if tail != b"\xff\xd9":
+    if b"\xff\xd9" not in window:
         raise BadInput(path, "truncated JPEG (no end-of-image marker)")
     return info
 
@@ -130,8 +146,14 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
         raise BadInput(path, f"cannot open ({exc.strerror or exc})") from None
     if buf.size == 0:
         raise BadInput(path, "empty file")
+    head, tail = buf[:8].tobytes(), buf[-12:].tobytes()
+    if head.startswith(_PNG_SIGNATURE):
+        check_complete(path, head, tail)  # before decoding: libpng would print an error of its own
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None:
+        # JPEGs are only checked when they fail: data after the end marker (a phone's motion
+        # photo, a camera trailer) is common and harmless to the decoder
+        check_complete(path, head, tail)
         raise BadInput(path, "not a readable image (corrupt or unsupported format)")
     if arr.dtype not in (np.uint8, np.uint16):
         if np.issubdtype(arr.dtype, np.floating):
