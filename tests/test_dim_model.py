@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from mattecli.errors import BadInput
+from mattecli.errors import BadInput, MatteError
 from mattecli.io.checkpoint import save_checkpoint
 from mattecli.models.dim import DeepImageMatting, Decoder, Encoder
 from mattecli.models.registry import build_model, load_model
@@ -238,6 +238,13 @@ def test_vgg16_loader_refuses_other_files(tmp_path):
     junk.write_bytes(b"not a torch file")
     with pytest.raises(BadInput, match="junk.pth"):
         read_state_dict(junk)
+    # a text file makes torch's weights-only unpickler fail with a KeyError, not an UnpicklingError
+    text = tmp_path / "text.pth"
+    text.write_bytes(b"junk\n")
+    with pytest.raises(BadInput, match="text.pth: not a loadable backbone weights file"):
+        read_state_dict(text)
+    with pytest.raises(BadInput, match="text.pth: not a loadable checkpoint"):
+        load_model(text)
 
 
 def test_prepare_model_loads_backbone_from_recipe(vgg_file):
@@ -277,7 +284,7 @@ def test_model_config_follows_the_stage():
     assert FAMILY.model_config({"stage": "refine"})["refine"] is True
     assert FAMILY.model_config({"stage": "joint", "conv6": "fc6", "batch_norm": True}) == \
         {"conv6": "fc6", "batch_norm": True, "refine": True}
-    with pytest.raises(ValueError):
+    with pytest.raises(MatteError, match="recipe key conv6 = '2x2'"):  # one CLI line, not a traceback
         FAMILY.model_config({"conv6": "2x2"})
 
 

@@ -84,6 +84,14 @@ def test_train_dim_all_stages_then_eval_with_the_weights(datasets, tmp_path):
     # and validation's SAD for the joint stage is what eval reports on the written files
     val = [x for x in read_log(run / "joint" / "log.jsonl") if x["kind"] == "val"][0]
     assert val["sad"] == pytest.approx(scores["mean"]["sad"], rel=1e-6, abs=1e-9)
+    # without PRED_DIR the predictions go beside the checkpoint, named after the dataset
+    report2 = tmp_path / "scores2.json"
+    r = invoke("eval", "--data", str(datasets["test"]), "--weights", str(run / "best.pt"),
+               "--device", "cpu", "--json", str(report2), "--workers", "1")
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert json.loads(report2.read_text()) == scores
+    beside = run / "predictions" / datasets["test"].name / f"{record.name}.png"
+    assert np.array_equal(read_alpha(beside), written)
 
 
 def test_dim_resume_equals_uninterrupted(datasets, tmp_path):

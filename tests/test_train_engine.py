@@ -161,6 +161,29 @@ def test_best_checkpoint_follows_validation_sad(tmp_path):
     assert best["best_sad"] == pytest.approx(float(np.mean(sads)), rel=1e-6)
 
 
+def test_throughput_leaves_validation_time_out(tmp_path, monkeypatch):
+    """samples/s measures training: a slow validation must not lower it (it did before)."""
+    import time
+
+    import mattecli.train.engine as engine
+
+    def slow_validate(*args, **kwargs):
+        time.sleep(0.6)
+        return {"sad": 1.0, "mse": 0.0, "grad": 0.0, "conn": 0.0, "count": 1}
+
+    monkeypatch.setattr(engine, "validate", slow_validate)
+    result = train("tiny", {**BASE, "iters": 4, "val_every": 2, "val_samples": 1}, ".", tmp_path / "run",
+                   stage="base", val_dir=".", device="cpu", show_progress=False)
+    summary = json.loads((tmp_path / "run" / "base" / "summary.json").read_text())
+    assert summary["validation_seconds"] >= 1.2  # steps 2 and 4
+    samples = 4 * BASE["batch_size"]
+    assert result.stages[0].samples_per_s == pytest.approx(
+        samples / (summary["seconds_this_run"] - summary["validation_seconds"]), rel=1e-9)
+    assert samples / result.stages[0].samples_per_s <= summary["seconds_this_run"] - 1.2
+    trained = [r for r in read_log(tmp_path / "run" / "base" / "log.jsonl") if r["kind"] == "train"]
+    assert all(BASE["batch_size"] / r["samples_per_s"] < 0.6 for r in trained)  # seconds per logged step
+
+
 def test_lr_schedule_and_bad_recipe_values(tmp_path):
     result = run(tmp_path / "poly", recipe={"lr_schedule": "poly", "lr_power": 1.0, "iters": 4})
     lrs = [r["lr"] for r in read_log(tmp_path / "poly" / "base" / "log.jsonl")]
@@ -172,6 +195,10 @@ def test_lr_schedule_and_bad_recipe_values(tmp_path):
         run(tmp_path / "bad2", recipe={"batch_size": 20})
     with pytest.raises(MatteError, match="fp16 needs a CUDA"):
         run(tmp_path / "bad3", recipe={"amp": "fp16"})
+    # a bad value in a later stage's table stops the run before the first stage trains
+    with pytest.raises(MatteError, match="batch_size"):
+        run(tmp_path / "bad4", stage="all", recipe={"stages": {"head": {"batch_size": 0}}})
+    assert not (tmp_path / "bad4").exists()
 
 
 def test_bf16_autocast_on_cpu_trains(tmp_path):

@@ -52,7 +52,9 @@ def test_named_flags_win_over_set_and_reach_every_stage():
 
 @pytest.mark.parametrize("key, value, message", [("optimizer", "lbfgs", "optimizer"), ("batch_size", 0, "batch_size"),
                                                  ("iters", 2.5, "iters"), ("amp", "fp8", "amp"), ("lr", -1, "lr"),
-                                                 ("workers", -1, "workers")])
+                                                 ("workers", -1, "workers"), ("betas", 3, "betas"),
+                                                 ("betas", [0.9, 1.5], "betas"), ("weight_decay", "x", "weight_decay"),
+                                                 ("grad_clip", -1.0, "grad_clip")])
 def test_bad_values_name_the_key(key, value, message):
     with pytest.raises(MatteError, match=message):
         stage_recipe({key: value}, "encoder")
@@ -65,3 +67,17 @@ def test_missing_and_malformed_recipe_files(tmp_path):
     bad.write_text("lr = = 3\n")
     with pytest.raises(BadInput, match="not a valid TOML"):
         load_recipe(bad)
+
+
+@pytest.mark.parametrize("key, value", [("conv6", "5x5"), ("crop_sizes", "abc"), ("crop_sizes", [0, 320]),
+                                        ("input_size", 0), ("trimap_kernel", [0, 3]), ("trimap_iterations", [6, 2]),
+                                        ("flip", "maybe"), ("val_crop", -1), ("loss_weight_alpha", 2.0),
+                                        ("batch_norm", 1)])
+def test_bad_family_values_name_the_key(key, value):
+    """The DIM family checks its own keys before anything is built (was a ValueError/TypeError traceback)."""
+    from mattecli.train.families.dim import FAMILY
+
+    with pytest.raises(MatteError, match=f"recipe key {key} = "):
+        FAMILY.model_config(stage_recipe({key: value}, "encoder"))
+    FAMILY.model_config(stage_recipe(load_recipe("dim"), "encoder"))  # the bundled recipes pass
+    FAMILY.model_config(stage_recipe(load_recipe("dim-quick"), "joint"))

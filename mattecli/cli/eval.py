@@ -97,6 +97,7 @@ def _predict(weights: Path, data: Optional[Path], pred_dir: Path, device: str, b
 
     if data is None:
         raise MatteError("--weights needs --data DATASET (a composed test set with trimaps)")
+    console.print(f"predictions of {weights} go to {pred_dir}")
     with progress("img") as bar:
         task = bar.add_task("matting", total=len(read_manifest(data)))
         summary = predict_dataset(weights, data, pred_dir, device, batch_size, on_image=lambda _: bar.advance(task))
@@ -107,7 +108,10 @@ def _predict(weights: Path, data: Optional[Path], pred_dir: Path, device: str, b
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
-        pred_dir: Path = typer.Argument(..., help="Folder of predicted alpha mattes (searched recursively)."),
+        pred_dir: Optional[Path] = typer.Argument(None, help="Folder of predicted alpha mattes (searched "
+                                                             "recursively). With --weights it may be left out: "
+                                                             "predictions go to <checkpoint folder>/predictions/"
+                                                             "<dataset name>."),
         gt: Optional[Path] = typer.Option(None, "--gt", help="Folder of ground-truth alphas, paired by name."),
         trimap: Optional[Path] = typer.Option(None, "--trimap", help="Folder of trimaps, paired by name."),
         data: Optional[Path] = typer.Option(None, "--data",
@@ -128,6 +132,12 @@ def register(app: typer.Typer) -> None:
         batch_size: int = typer.Option(1, "--batch-size", min=1, help="With --weights: images per batch."),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient and Connectivity over the unknown region."""
+        from mattecli.errors import MatteError
+
+        if pred_dir is None:
+            if weights is None or data is None:
+                raise MatteError("give PRED_DIR (or --weights CKPT --data DATASET to predict first)")
+            pred_dir = weights.parent / "predictions" / data.resolve().name
         if weights is not None:
             _predict(weights, data, pred_dir, device, batch_size)
         run_eval(_pairing(pred_dir, gt, trimap, data), metrics, convention, workers, skip_missing,

@@ -8,7 +8,6 @@ keyword arguments that rebuild the network) and ``model`` (its state dict), so
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -28,16 +27,25 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
         torch.save(payload, tmp)
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """Load with ``weights_only=True``: a file that needs arbitrary code is refused."""
+def load_torch_file(path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(weights_only=True)``; any file it cannot read is a one-line BadInput.
+
+    Broad on purpose: a non-torch file fails inside the unpickler with KeyError, IndexError,
+    struct.error ... as well as UnpicklingError/RuntimeError, and each should read the same.
+    """
     path = Path(path)
     if not path.is_file():
-        raise BadInput(path, "checkpoint not found")
+        raise BadInput(path, f"{what} not found")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - see the docstring
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(path, f"not a loadable mattecli checkpoint ({first[:160]})") from None
+        raise BadInput(path, f"not a loadable {what} ({first[:160]})") from None
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load with ``weights_only=True``: a file that needs arbitrary code is refused."""
+    payload = load_torch_file(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or any(k not in payload for k in REQUIRED_KEYS):
         raise BadInput(path, f"not a mattecli checkpoint (needs keys {', '.join(REQUIRED_KEYS)})")
     return payload

@@ -9,15 +9,14 @@ state dict (``vgg16-397923af.pth``) loads into :class:`VGG16` unchanged and maps
 from __future__ import annotations
 
 import os
-import pickle
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Mapping
 
 import torch
 from torch import nn
 
 from mattecli.errors import BadInput
+from mattecli.io.checkpoint import load_torch_file
 
 #: torchvision's ``cfgs["D"]``: output channels of each 3x3 conv, "M" for a 2x2 max-pool.
 VGG16_LAYOUT: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M",
@@ -93,14 +92,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     Accepts a bare state dict or one nested under ``state_dict``/``model``, with an
     optional ``module.`` prefix (DataParallel saves).
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(path, "backbone weights not found")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInput(path, f"not a loadable weights file ({first[:160]})") from None
+    obj = load_torch_file(path, "backbone weights file")
     for key in ("state_dict", "model"):
         if isinstance(obj, dict) and isinstance(obj.get(key), dict):
             obj = obj[key]

@@ -198,7 +198,8 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
         train_model = torch.compile(train_model)
 
     # data
-    train_set = family.train_dataset(flat, str(data_dir), seed)
+    # Each stage draws its own crops and backgrounds; validation stays fixed across stages.
+    train_set = family.train_dataset(flat, str(data_dir), derive_seed(seed, "data", stage))
     val_set = family.val_dataset(flat, str(val_dir), seed) if val_dir is not None else None
     batch = int(flat["batch_size"])
     sampler = DistributedSampler(train_set, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
@@ -226,8 +227,11 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                 scheduler=scheduler, scaler=scaler, step=step, epoch=epoch, stage=stage, recipe=dict(recipe),
                 best_sad=best_sad)
 
+    paused = 0.0  # seconds spent validating: not training, so left out of the throughput
+
     def run_validation(step: int, epoch: int) -> None:
-        nonlocal best_sad
+        nonlocal best_sad, paused, window_t
+        t0 = time.perf_counter()
         if ctx.is_main and val_set is not None:
             scores = validate(family, model, val_set, stage, device)
             log.write({"kind": "val", "step": step, "epoch": epoch, **scores})
@@ -240,6 +244,9 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                     scheduler=scheduler, scaler=scaler, step=step, epoch=epoch, stage=stage,
                     recipe=dict(recipe), best_sad=best_sad, metrics=scores)
         distributed.barrier(ctx)
+        spent = time.perf_counter() - t0
+        paused += spent
+        window_t += spent
 
     # the loop
     if state:
@@ -315,7 +322,8 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                     break
     seconds = time.perf_counter() - t_start
     done = step - start_step
-    samples_per_s = done * samples_per_step / seconds if done and seconds > 0 else None
+    training_seconds = seconds - paused
+    samples_per_s = done * samples_per_step / training_seconds if done and training_seconds > 0 else None
 
     if ctx.is_main:
         if step == iters and val_set is None:
@@ -327,7 +335,7 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
         atomic.write_json(sdir / "summary.json", {
             "family": family.name, "stage": stage, "step": step, "iters": iters, "device": str(device),
             "precision": precision, "world_size": ctx.world_size, "batch_size": batch,
-            "seconds_this_run": seconds, "samples_per_s": samples_per_s, "best_sad": best_sad})
+            "seconds_this_run": seconds, "validation_seconds": paused, "samples_per_s": samples_per_s, "best_sad": best_sad})
     distributed.barrier(ctx)
     return StageResult(stage, step, best_path if best_path.is_file() else None,
                        last_path if last_path.is_file() else None, best_sad, samples_per_s, seconds)
@@ -351,6 +359,8 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
         raise MatteError(f"--stage {stage}: {family.name} has stages {', '.join(family.stages)} (or all)")
     run_dir = Path(run_dir)
     stages = list(family.stages) if stage == "all" else [stage]
+    for name in stages:  # every stage's recipe is checked before the first one trains
+        family.model_config(stage_recipe(recipe, name))
     existing = [s for s in family.stages if (ckpts.stage_dir(run_dir, s) / ckpts.LAST).is_file()]
     if not resume and any(s in existing for s in stages):
         raise MatteError(f"{run_dir}: already holds a training run ({', '.join(existing)}); "

@@ -125,5 +125,16 @@ def check_recipe(flat: Mapping[str, Any]) -> None:
     for key in ("workers", "val_every", "checkpoint_every", "log_every"):
         if not isinstance(flat[key], int) or isinstance(flat[key], bool) or flat[key] < 0:
             raise MatteError(f"recipe key {key} = {flat[key]!r}: expected an integer >= 0")
-    if not isinstance(flat["lr"], (int, float)) or flat["lr"] <= 0:
+    if not _number(flat["lr"]) or flat["lr"] <= 0:
         raise MatteError(f"recipe key lr = {flat['lr']!r}: expected a positive number")
+    for key in ("weight_decay", "grad_clip", "momentum", "lr_power"):
+        if not _number(flat[key]) or flat[key] < 0:
+            raise MatteError(f"recipe key {key} = {flat[key]!r}: expected a number >= 0")
+    betas = flat["betas"]
+    if (not isinstance(betas, (list, tuple)) or len(betas) != 2
+            or not all(_number(b) and 0 <= b < 1 for b in betas)):
+        raise MatteError(f"recipe key betas = {betas!r}: expected [beta1, beta2], each in [0, 1)")
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)

@@ -26,23 +26,21 @@ from torch.utils.data import Dataset
 from mattecli.console import console
 from mattecli.data.dim_data import DIMTrainDataset, DIMValDataset, check_files, find_samples
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, TrimapSpec
+from mattecli.errors import MatteError
 from mattecli.losses.matting import alpha_prediction_loss, dim_loss, unknown_weight
 from mattecli.models.dim import CONV6_VARIANTS, DeepImageMatting
 from mattecli.models.vgg import load_imagenet_vgg16, read_state_dict
+from mattecli.train.checkpoints import unwrap
 
 STAGES = ("encoder", "refine", "joint")
 
 
 def _net(model: nn.Module) -> DeepImageMatting:
     """The DIM network inside a DistributedDataParallel (or compile) wrapper."""
-    while not isinstance(model, DeepImageMatting):
-        inner = getattr(model, "module", None)  # DistributedDataParallel
-        if inner is None:
-            inner = getattr(model, "_orig_mod", None)  # torch.compile
-        if inner is None:
-            raise TypeError(f"expected a DIM network, got {type(model).__name__}")
-        model = inner
-    return model
+    net = unwrap(model)
+    if not isinstance(net, DeepImageMatting):
+        raise TypeError(f"expected a DIM network, got {type(net).__name__}")
+    return net
 
 
 def _check_stage(stage: str) -> None:
@@ -50,12 +48,54 @@ def _check_stage(stage: str) -> None:
         raise ValueError(f"DIM stage must be one of {', '.join(STAGES)}, not {stage!r}")
 
 
+def _bad(key: str, value: Any, expected: str) -> MatteError:
+    return MatteError(f"recipe key {key} = {value!r}: expected {expected}")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
 def _pair(recipe: Mapping[str, Any], key: str, default: tuple[int, int]) -> tuple[int, int]:
+    """An inclusive integer range ``[lo, hi]`` (or one integer) from the recipe."""
     value = recipe.get(key, default)
-    if isinstance(value, int):
+    if _positive_int(value):
         return (value, value)
-    lo, hi = value
-    return (int(lo), int(hi))
+    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_positive_int(v) for v in value)
+            or value[0] > value[1]):
+        raise _bad(key, value, "[lo, hi] with 1 <= lo <= hi")
+    return (int(value[0]), int(value[1]))
+
+
+def check_recipe(recipe: Mapping[str, Any]) -> None:
+    """Reject the family's recipe values it cannot run, naming the key (one line, no traceback)."""
+    conv6 = recipe.get("conv6", "1x1")
+    if conv6 not in CONV6_VARIANTS:
+        raise _bad("conv6", conv6, f"one of {', '.join(CONV6_VARIANTS)}")
+    for key in ("batch_norm", "flip", "check_files"):
+        if key in recipe and not isinstance(recipe[key], bool):
+            raise _bad(key, recipe[key], "true or false")
+    if "refine" in recipe and recipe["refine"] is not None and not isinstance(recipe["refine"], bool):
+        raise _bad("refine", recipe["refine"], "true or false")
+    crops = recipe.get("crop_sizes", [320])
+    if not isinstance(crops, (list, tuple)) or not crops or not all(_positive_int(c) for c in crops):
+        raise _bad("crop_sizes", crops, "a list of positive integers")
+    if not _positive_int(recipe.get("input_size", 320)):
+        raise _bad("input_size", recipe.get("input_size"), "a positive integer")
+    val_crop = recipe.get("val_crop", 0)
+    if not (isinstance(val_crop, int) and not isinstance(val_crop, bool) and val_crop >= 0):
+        raise _bad("val_crop", val_crop, "an integer >= 0 (0 = whole images)")
+    for key in ("loss_weight_alpha", "loss_weight_refine"):
+        value = recipe.get(key, 0.5)
+        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            raise _bad(key, value, "a number >= 0")
+    if float(recipe.get("loss_weight_alpha", 0.5)) > 1:
+        raise _bad("loss_weight_alpha", recipe["loss_weight_alpha"], "a number in [0, 1] (comp gets 1 - it)")
+    for key in ("trimap_kernel", "trimap_iterations"):
+        _pair(recipe, key, (1, 1))
+    for key in ("backbone_weights", "backgrounds"):
+        if recipe.get(key) is not None and not isinstance(recipe[key], str):
+            raise _bad(key, recipe[key], "a path")
 
 
 class DIMFamily:
@@ -64,9 +104,9 @@ class DIMFamily:
     loss_weights: dict[str, float] = {"alpha": 0.5, "refine": 1.0}
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
+        """Also checks every family key of the recipe: the engine calls this first."""
+        check_recipe(recipe)
         conv6 = str(recipe.get("conv6", "1x1"))
-        if conv6 not in CONV6_VARIANTS:
-            raise ValueError(f"recipe conv6 must be one of {', '.join(CONV6_VARIANTS)}, not {conv6!r}")
         refine = recipe.get("refine")
         if refine is None:
             refine = recipe.get("stage", "encoder") in ("refine", "joint")
