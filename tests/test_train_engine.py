@@ -100,6 +100,15 @@ def test_resumed_run_reaches_the_same_weights_bit_for_bit(tmp_path, workers):
     assert la == lb
 
 
+def test_resume_refuses_a_changed_recipe_but_may_train_longer(tmp_path):
+    run(tmp_path / "run", stop_after=6)
+    with pytest.raises(MatteError, match=r"different recipe \(lr: 0.01 -> 0.02\)"):
+        run(tmp_path / "run", recipe={"lr": 0.02}, resume=True)
+    longer = run(tmp_path / "run", recipe={"iters": 16, "log_every": 2}, resume=True)  # constant lr: allowed
+    assert longer.stages[0].steps == 16
+    assert load_checkpoint(tmp_path / "run" / "base" / "last.pt")["step"] == 16
+
+
 def test_resume_from_a_periodic_checkpoint_after_a_kill(tmp_path):
     whole = run(tmp_path / "whole")
     run(tmp_path / "part", stop_after=10)

@@ -40,7 +40,7 @@ from mattecli.train import checkpoints as ckpts
 from mattecli.train import distributed
 from mattecli.train.families import get_family
 from mattecli.train.logging import LOG_NAME, JsonlLog
-from mattecli.train.recipe import stage_recipe
+from mattecli.train.recipe import resume_differences, stage_recipe
 from mattecli.train.validation import to_device, validate
 
 
@@ -166,6 +166,10 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
         if state.get("stage") != stage or state.get("family") != family.name:
             raise MatteError(f"{last_path}: holds family {state.get('family')} stage {state.get('stage')}, "
                              f"not {family.name} {stage}")
+        changed = resume_differences(stage_recipe(state["recipe"], stage), flat)
+        if changed:
+            raise MatteError(f"{last_path}: --resume with a different recipe ({'; '.join(changed)}); "
+                             "resume with the original values, or start a new --out")
         model.load_state_dict(state["model"])
     elif init_from is not None:
         load_weights_into(model, ckpts.load_training_checkpoint(init_from)["model"], str(init_from))

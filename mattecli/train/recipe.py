@@ -138,3 +138,16 @@ def check_recipe(flat: Mapping[str, Any]) -> None:
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+#: Keys a resumed run may change without changing the weights it reaches (bookkeeping and
+#: speed). ``iters`` may grow only under a constant learning rate: other schedules depend on it.
+RESUME_FREE_KEYS = frozenset({"iters", "val_every", "checkpoint_every", "log_every", "workers", "compile",
+                              "channels_last"})
+
+
+def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> list[str]:
+    """``key: old -> new`` for every setting a resumed stage changes that matters to its result."""
+    free = RESUME_FREE_KEYS if current.get("lr_schedule") == "constant" else RESUME_FREE_KEYS - {"iters"}
+    return [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in sorted(set(saved) | set(current))
+            if key not in free and saved.get(key) != current.get(key)]
