@@ -117,7 +117,7 @@ def run_demo(out: Path, seed: int = 0, workers: int | None = None, say: Callable
     info = probe_video(video)
     job = VideoJob(input=video, out_dir=out / "video", plate=plate_source(plate, (info.width, info.height)),
                    outputs=("comp", "alpha", "rgba"))
-    video_report = run_video(job, PlateMatting(PlateSettings()))
+    video_report = run_video(job, PlateMatting(PlateSettings()), info=info)
     seconds["video"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()

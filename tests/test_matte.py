@@ -200,3 +200,11 @@ def test_bad_clicks_files(tmp_path, capsys, monkeypatch):
     (tmp_path / "far.json").write_text('{"x.png": [{"x": 500, "y": 2, "label": "fg"}]}')
     code, err = run_cli([tmp_path / "in", "--out", tmp_path / "o", "--clicks", tmp_path / "far.json"], capsys, monkeypatch)
     assert code == 1 and "outside the 44x36 image" in " ".join(err.split())
+
+
+def test_library_callers_get_the_same_shard_check(tmp_path):
+    from mattecli.errors import MatteError
+    from mattecli.inference.batch import MatteOptions
+
+    with pytest.raises(MatteError, match="--shard 3/2"):
+        MatteOptions(input=tmp_path, out=tmp_path / "out", shard=(3, 2))

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from mattecli.cli.train import build_recipe
 from mattecli.errors import BadInput, MatteError
-from mattecli.train.recipe import ENGINE_DEFAULTS, apply_overrides, load_recipe, parse_value, stage_recipe
+from mattecli.train.recipe import (ENGINE_DEFAULTS, apply_overrides, build_recipe, load_recipe, parse_value,
+                                   stage_recipe)
 
 
 def test_bundled_dim_recipe_holds_the_published_hyperparameters():

@@ -37,7 +37,7 @@ def register(app: typer.Typer) -> None:
         from rich.table import Table
 
         from mattecli.cli.options import parse_color, parse_kinds
-        from mattecli.compose.options import parse_shard
+        from mattecli.shards import parse_shard
         from mattecli.console import console, progress
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
         from mattecli.inference.methods import build_method

@@ -13,26 +13,12 @@ train_app = typer.Typer(help="Train a matting network (checkpoints, resume, vali
 _FLAG_KEYS = ("iters", "batch_size", "seed", "workers", "amp", "compile", "channels_last", "backbone_weights")
 
 
-def build_recipe(recipe_name: str, assignments: list[str], flags: dict[str, Any]) -> dict[str, Any]:
-    """The recipe file, then --set assignments, then the named flags (which win, in every stage)."""
-    from mattecli.train.recipe import apply_overrides, load_recipe
-
-    recipe = apply_overrides(load_recipe(recipe_name), assignments)
-    for key, value in flags.items():
-        if value is None:
-            continue
-        recipe[key] = value
-        for table in (recipe.get("stages") or {}).values():
-            if isinstance(table, dict) and key in table:
-                table[key] = value
-    return recipe
-
-
 def _train(family: str, data: Path, out: Path, recipe: str, stage: str, val: Optional[Path], resume: bool,
            device: str, assignments: list[str], flags: dict[str, Any], progress: bool) -> None:
     from mattecli.console import console
     from mattecli.errors import BadInput
     from mattecli.train.engine import train
+    from mattecli.train.recipe import build_recipe
 
     for path, what in ((data, "--data"), (val, "--val")):
         if path is not None and not Path(path).is_dir():

@@ -106,7 +106,7 @@ def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colou
     with progress("frame") as bar:
         task = bar.add_task("matte", total=info.frames_estimate or None)
         report = run_video(job, method, progress=lambda n: bar.advance(task, n),
-                           on_frame_result=keep.offer if keep else None)
+                           on_frame_result=keep.offer if keep else None, info=info)
         bar.update(task, total=report.frames, completed=report.frames)
     if report.skipped and not report.outputs:
         console.print(f"all outputs exist (use --overwrite to redo): {', '.join(p.name for p in report.skipped)}")

@@ -9,6 +9,7 @@ from mattecli.data.composite import CONVENTIONS, DEFAULT_CONVENTION
 from mattecli.data.plates import PlateSpec
 from mattecli.data.trimap import TrimapSpec
 from mattecli.errors import MatteError
+from mattecli.shards import check_shard
 
 CROP_MODES = ("topleft", "random")
 # PNG deflate level for every output. Level 1 is lossless like 9 but several times cheaper
@@ -61,9 +62,7 @@ class ComposeOptions:
             raise MatteError(f"--per-fg {self.per_fg}: expected at least 1")
         if self.workers is not None and self.workers < 1:
             raise MatteError(f"--workers {self.workers}: expected at least 1")
-        i, n = self.shard
-        if n < 1 or not 1 <= i <= n:
-            raise MatteError(f"--shard {i}/{n}: expected I/N with 1 <= I <= N")
+        check_shard(self.shard)
 
     def worker_count(self) -> int:
         if self.workers:
@@ -72,18 +71,6 @@ class ComposeOptions:
             return max(1, len(os.sched_getaffinity(0)))
         except AttributeError:  # not on Linux
             return max(1, os.cpu_count() or 1)
-
-
-def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` (1-based, shard I of N) -> (I, N), with a one-line error otherwise."""
-    try:
-        i_text, n_text = text.split("/")
-        i, n = int(i_text), int(n_text)
-    except ValueError:
-        raise MatteError(f"--shard {text!r}: expected I/N, e.g. 1/4 (shard 1 of 4)") from None
-    if n < 1 or not 1 <= i <= n:
-        raise MatteError(f"--shard {text!r}: expected I/N with 1 <= I <= N, e.g. 1/4 .. 4/4")
-    return i, n
 
 
 def parse_range(text: str, flag: str) -> tuple[int, int]:

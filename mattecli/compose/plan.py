@@ -81,12 +81,6 @@ def assign_backgrounds(foregrounds: list[Foreground], source: BackgroundSource, 
             for fi, fg in enumerate(foregrounds) for k in range(per_fg)]
 
 
-def shard_slice(total: int, shard: tuple[int, int]) -> range:
-    """Shard I of N takes a contiguous block of the plan (so it loads few foregrounds)."""
-    i, n = shard
-    return range((i - 1) * total // n, i * total // n)
-
-
 def chunk(composites: list[Composite], workers: int) -> list[list[Composite]]:
     """Tasks of consecutive composites of one foreground: a worker decodes the fg/alpha once per task.
 

@@ -18,13 +18,14 @@ from mattecli.compose import state
 from mattecli.compose.inputs import Foreground, Problems, find_foregrounds, read_name_list
 from mattecli.compose.layout import SAMPLES_DIR
 from mattecli.compose.options import DEFAULT_PER_FG, SAMPLES_PER_FG, ComposeOptions
-from mattecli.compose.plan import (Composite, assign_backgrounds, chunk, per_fg_count, plan_digest,
-                                   shard_slice)
+from mattecli.compose.plan import Composite, assign_backgrounds, chunk, per_fg_count, plan_digest
 from mattecli.compose.worker import Job, Outcome, init_worker, run_task
 from mattecli.data.backgrounds import BackgroundSource, open_source, samples_source
 from mattecli.data.composite import CONVENTIONS
 from mattecli.errors import MatteError
 from mattecli.io import atomic
+from mattecli.shards import shard_range
+
 
 @dataclass
 class ComposeSummary:
@@ -185,7 +186,7 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
             state.check_compatible(o.out, fingerprint, o.overwrite)
         lock.share()
 
-        mine = [plan[i] for i in shard_slice(len(plan), o.shard)]
+        mine = [plan[i] for i in shard_range(len(plan), o.shard)]
         if o.overwrite:  # the fg/ and alpha/ copies are redone too: the inputs may have changed
             state.remove_foreground_files(o.out, [foregrounds[i] for i in sorted({c.fg for c in mine})])
         todo = mine if o.overwrite else [c for c in mine

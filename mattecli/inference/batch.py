@@ -25,6 +25,7 @@ import numpy as np
 from mattecli.data.composite import fit_background
 from mattecli.data.trimap import normalise_trimap
 from mattecli.errors import BadInput, MatteError
+from mattecli.shards import check_shard, shard_range
 from mattecli.inference.clicks import DEFAULT_RADIUS, Click, clicks_for, read_clicks
 from mattecli.io.images import is_image, list_images, read_alpha, read_rgb, write_image
 
@@ -69,6 +70,9 @@ class MatteOptions:
     alpha_bits: int = 8
     overwrite: bool = False
     shard: tuple[int, int] = (1, 1)
+
+    def __post_init__(self) -> None:
+        check_shard(self.shard)
 
 
 @dataclass
@@ -129,9 +133,7 @@ def output_names(rels: list[PurePosixPath]) -> list[PurePosixPath]:
 
 def shard_items(items: list[Item], shard: tuple[int, int]) -> list[Item]:
     """Shard I of N (1-based) takes a contiguous block, as ``compose --shard`` does."""
-    from mattecli.compose.plan import shard_slice
-
-    return [items[i] for i in shard_slice(len(items), shard)]
+    return [items[i] for i in shard_range(len(items), shard)]
 
 
 # --- guidance ----------------------------------------------------------------------------------

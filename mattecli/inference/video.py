@@ -265,15 +265,17 @@ def check_plate(job: VideoJob, info: VideoInfo, align: bool) -> None:
 
 
 def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[[int], None] | None = None,
-              on_frame_result: Callable[[np.ndarray, object], None] | None = None) -> VideoReport:
+              on_frame_result: Callable[[np.ndarray, object], None] | None = None,
+              info: VideoInfo | None = None) -> VideoReport:
     """Matte ``job.input`` into the requested outputs. ``progress(n)`` is called as frames are written;
-    ``on_frame_result(frame, result)`` sees every method result (e.g. to keep frames for a contact sheet).
+    ``on_frame_result(frame, result)`` sees every method result (e.g. to keep frames for a contact sheet);
+    ``info``: the input's probe, when the caller has it already.
 
     Outputs that already exist are skipped unless ``job.overwrite``; nothing half-written is
     ever left under a final name (see mattecli.io.video).
     """
     start = time.perf_counter()
-    info = probe_video(job.input)
+    info = info or probe_video(job.input)
     report = VideoReport(job.input, info)
     kinds = []
     for kind in job.outputs:

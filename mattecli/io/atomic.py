@@ -27,15 +27,31 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def temp_beside(path: Path) -> Path:
+    """A new empty temporary file in ``path``'s folder (created), with the mode a plain open() gives.
+
+    mkstemp makes private 0600 files; outputs get the usual mode once moved into place.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_MARK, suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)
+    return Path(tmp)
+
+
+def temp_dir_beside(path: Path) -> Path:
+    """A new temporary folder in ``path``'s folder (created), with the mode a plain mkdir() gives."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=TEMP_MARK, dir=path.parent)
+    os.chmod(tmp, 0o777 & ~_UMASK)
+    return Path(tmp)
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_MARK, suffix=path.suffix, dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
-    tmp_path = Path(tmp)
+    tmp_path = temp_beside(path)
     try:
         yield tmp_path
         os.replace(tmp_path, path)

@@ -33,27 +33,14 @@ from mattecli.errors import BadInput
 from mattecli.io import atomic
 from mattecli.io.images import write_image
 
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".m4v", ".mpg", ".mpeg", ".gif", ".mts", ".m2ts")
-
 # Alpha pixel formats as ffmpeg prints them in a stream line.
 _ALPHA_PIXFMT = re.compile(r"\b(yuva\w*|rgba\w*|bgra|argb|abgr|gbrap\w*|ya8|ya16\w*)\b")
-
-
-def _umask_mode(directory: bool = False) -> int:
-    """The mode a plain open()/mkdir() would give (mkstemp/mkdtemp make private 0600/0700 files)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return (0o777 if directory else 0o666) & ~mask
 
 
 def ffmpeg_exe() -> str:
     import imageio_ffmpeg
 
     return imageio_ffmpeg.get_ffmpeg_exe()
-
-
-def is_video(path: str | os.PathLike) -> bool:
-    return Path(path).suffix.lower() in VIDEO_EXTENSIONS
 
 
 @dataclass(frozen=True)
@@ -241,11 +228,7 @@ class VideoWriter(_StagedOutput):
         self.size = size
         self.frames = 0
         self._channels = {"rgb24": 3, "rgba": 4, "gray": 1}[fmt.pix_fmt_in]
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=atomic.TEMP_MARK, suffix=self.path.suffix, dir=self.path.parent)
-        os.close(fd)
-        self._tmp = Path(tmp)
-        os.chmod(self._tmp, _umask_mode())
+        self._tmp = atomic.temp_beside(self.path)
         self.audio = audio_plan(fmt, audio_codec) if audio_from is not None else None
         pix_fmt_out = fmt.pix_fmt_out
         if pix_fmt_out == "yuv420p" and (size[0] % 2 or size[1] % 2):
@@ -319,9 +302,7 @@ class PngSequenceWriter(_StagedOutput):
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.path = Path(folder)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._tmp = Path(tempfile.mkdtemp(prefix=atomic.TEMP_MARK, dir=self.path.parent))
-        os.chmod(self._tmp, _umask_mode(directory=True))
+        self._tmp = atomic.temp_dir_beside(self.path)
         self.frames = 0
 
     def write(self, frame: np.ndarray) -> None:

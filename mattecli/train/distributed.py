@@ -74,12 +74,3 @@ def all_reduce_mean(value: torch.Tensor, ctx: DistContext) -> torch.Tensor:
         value /= ctx.world_size
     return value
 
-
-def broadcast_flag(flag: bool, ctx: DistContext) -> bool:
-    """Rank 0's decision, shared with every rank (e.g. 'stop now')."""
-    if not ctx.distributed:
-        return flag
-    t = torch.tensor([1 if flag else 0], dtype=torch.int64,
-                     device=ctx.device if ctx.device.type == "cuda" else "cpu")
-    dist.broadcast(t, 0)
-    return bool(t.item())

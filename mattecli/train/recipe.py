@@ -151,3 +151,17 @@ def resume_differences(saved: Mapping[str, Any], current: Mapping[str, Any]) -> 
     free = RESUME_FREE_KEYS if current.get("lr_schedule") == "constant" else RESUME_FREE_KEYS - {"iters"}
     return [f"{key}: {saved.get(key)!r} -> {current.get(key)!r}" for key in sorted(set(saved) | set(current))
             if key not in free and saved.get(key) != current.get(key)]
+
+
+def build_recipe(recipe_name: str, assignments: list[str], flags: Mapping[str, Any]) -> dict[str, Any]:
+    """The recipe file, then ``key=value`` assignments, then named settings (which win, in every
+    stage table too): what ``mattecli train`` runs with, for library callers as well."""
+    recipe = apply_overrides(load_recipe(recipe_name), assignments)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        recipe[key] = value
+        for table in (recipe.get("stages") or {}).values():
+            if isinstance(table, dict) and key in table:
+                table[key] = value
+    return recipe
