@@ -165,3 +165,16 @@ def test_a_jpeg_with_data_after_its_end_marker_is_not_called_truncated(tmp_path)
     assert read_rgb(tmp_path / "trailer.jpg").shape == (40, 60, 3)
     with pytest.raises(BadInput, match="truncated JPEG"):
         probe_image(tmp_path / "cut.jpg")
+
+
+def test_stale_temporaries_of_one_output_are_removed_and_others_kept(tmp_path):
+    """A killed run leaves temp files/folders named after their output; a rerun clears its own."""
+    out = tmp_path / "clip_rgba"
+    other = tmp_path / "clip_alpha.mov"
+    stale_dir = atomic.temp_dir_beside(out)
+    (stale_dir / "000000.png").write_bytes(b"x")
+    stale_file = atomic.temp_beside(out)
+    keep = atomic.temp_beside(other)
+    assert atomic.remove_stale_temps(tmp_path, output=out) == 2
+    assert not stale_dir.exists() and not stale_file.exists() and keep.exists()
+    assert atomic.remove_stale_temps(tmp_path) == 1 and not keep.exists()

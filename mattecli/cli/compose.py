@@ -31,10 +31,10 @@ def register(app: typer.Typer) -> None:
         bg_names: Optional[Path] = typer.Option(None, "--bg-names", help="Adobe background name list: fg i takes "
                                                                          "lines per_fg*i .. per_fg*i+per_fg-1."),
         per_fg: Optional[int] = typer.Option(None, "--per-fg", min=1,
-                                             help="Backgrounds per foreground [default: bg-names lines / "
-                                                  "foregrounds, else 100; 4 with --samples]."),
+                                             help="Backgrounds per foreground (default: bg-names lines / "
+                                                  "foregrounds, else 100; 4 with --samples)."),
         seed: int = typer.Option(0, "--seed", help="Seed for background draws, trimaps, plates, crops."),
-        workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes [default: all cores]."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes (default: all cores)."),
         shard: str = typer.Option("1/1", "--shard", help="Make only shard I of N (1-based), e.g. 2/4."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo every composite instead of resuming."),
         trimaps: bool = typer.Option(False, "--trimaps", help="Also write trimap/ (random erosion/dilation)."),
@@ -48,12 +48,12 @@ def register(app: typer.Typer) -> None:
                                                "(changes merged/ and bg/, not the plate)."),
         crop: str = typer.Option("topleft", "--crop", help="Background crop: topleft (published) or random."),
         convention: str = typer.Option("published", "--convention",
-                                       help="published: PIL bicubic + float64 blend, byte-identical with the "
+                                       help="published: PIL bicubic + float64 blend, pixel-identical with the "
                                             "published Composition-1k files; opencv-float32: OpenCV bicubic + "
                                             "float32 blend."),
         png_level: Optional[int] = typer.Option(None, "--png-level", min=0, max=9,
                                                 help="PNG compression level (lossless at every level) "
-                                                     "[default: 1, fastest]."),
+                                                     "(default: 1, fastest)."),
         copy: bool = typer.Option(False, "--copy", help="Copy fg/alpha files instead of hard-linking them."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     ) -> None:

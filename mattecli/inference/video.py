@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from mattecli.errors import BadInput, MatteError
+from mattecli.io import atomic
 from mattecli.io.video import FORMATS, PngSequenceWriter, VideoInfo, VideoWriter, probe_video, read_frames
 
 OUTPUT_KINDS = ("comp", "alpha", "rgba", "fg")
@@ -169,6 +170,7 @@ def _audio_note(writer: VideoWriter | PngSequenceWriter, source_audio: str | Non
 
 def _open_writer(job: VideoJob, kind: str, info: VideoInfo) -> VideoWriter | PngSequenceWriter:
     path = job.output_path(kind)
+    atomic.remove_stale_temps(path.parent, output=path)  # what a killed run of this output left
     if kind == "rgba" and job.rgba_format == "png":
         return PngSequenceWriter(path)
     return VideoWriter(path, FORMATS[job.format_for(kind)], (info.width, info.height), info.fps,

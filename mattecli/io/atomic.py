@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,13 +28,18 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
+def _temp_prefix(path: Path) -> str:
+    """Temporaries carry their output's name, so a rerun can find the ones it left."""
+    return f"{TEMP_MARK}{path.name}."
+
+
 def temp_beside(path: Path) -> Path:
     """A new empty temporary file in ``path``'s folder (created), with the mode a plain open() gives.
 
     mkstemp makes private 0600 files; outputs get the usual mode once moved into place.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=TEMP_MARK, suffix=path.suffix, dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)
     return Path(tmp)
@@ -42,7 +48,7 @@ def temp_beside(path: Path) -> Path:
 def temp_dir_beside(path: Path) -> Path:
     """A new temporary folder in ``path``'s folder (created), with the mode a plain mkdir() gives."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=TEMP_MARK, dir=path.parent)
+    tmp = tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent)
     os.chmod(tmp, 0o777 & ~_UMASK)
     return Path(tmp)
 
@@ -74,11 +80,19 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Non
     write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
-def remove_stale_temps(folder: str | os.PathLike) -> int:
-    """Delete temporaries left by a killed run (they are never valid outputs)."""
+def remove_stale_temps(folder: str | os.PathLike, output: str | os.PathLike | None = None) -> int:
+    """Delete temporaries (files or folders) left by a killed run; they are never valid outputs.
+
+    With ``output``, only those of that one output path (for commands whose folder other
+    runs may be writing into at the same time).
+    """
+    pattern = f"{_temp_prefix(Path(output))}*" if output is not None else f"{TEMP_MARK}*"
+    found = Path(output).parent.glob(pattern) if output is not None else Path(folder).rglob(pattern)
     n = 0
-    for p in Path(folder).rglob(f"{TEMP_MARK}*"):
-        if p.is_file():
+    for p in list(found):
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
             p.unlink(missing_ok=True)
-            n += 1
+        n += 1
     return n
