@@ -44,7 +44,7 @@ def test_truncated_and_unreadable_images_all_reported(tmp_path, capsys):
     p = tmp_path / "in_fg" / "fg0.png"
     p.write_bytes(p.read_bytes()[:-30])
     (tmp_path / "in_alpha" / "fg2.png").write_bytes(b"not an image at all")
-    err = _expect_error(tmp_path, capsys, _args(tmp_path), "2 problems", "fg0.png: truncated PNG", "fg2.png")
+    _expect_error(tmp_path, capsys, _args(tmp_path), "2 problems", "fg0.png: truncated PNG", "fg2.png")
 
 
 def test_name_list_naming_missing_files(tmp_path, capsys):

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from video_clips import NTSC, disc_alpha, ffmpeg, textured_plate
+from video_clips import NTSC, disc_alpha, ffmpeg, textured_plate, write_composited_clip
 
 from mattecli.io.images import read_raw, write_image
-from mattecli.io.video import FORMATS, VideoWriter, probe_video, read_frames, read_mattes
+from mattecli.io.video import VideoFormat, VideoWriter, probe_video, read_frames, read_mattes
 
 W, H, N = 96, 64, 12
 FG = np.array([220, 30, 40], np.float32)
@@ -27,11 +27,7 @@ def clip(tmp_path_factory) -> tuple[Path, Path, np.ndarray]:
     folder = tmp_path_factory.mktemp("video")
     plate = textured_plate(H, W, seed=11)
     silent = folder / "silent.mkv"
-    with VideoWriter(silent, FORMATS["mkv"].__class__(".mkv", "ffv1", "rgb24", "bgr0", (), ("*",), None),
-                     (W, H), NTSC) as writer:
-        for i in range(N):
-            a = truth(i)[:, :, None]
-            writer.write(np.clip(a * FG + (1 - a) * plate + 0.5, 0, 255).astype(np.uint8))
+    write_composited_clip(silent, plate, FG, [truth(i) for i in range(N)])
     src = folder / "walk.mkv"
     ffmpeg("-i", str(silent), "-f", "lavfi", "-i", "sine=frequency=330:sample_rate=44100:duration=0.4",
            "-map", "0:v", "-map", "1:a", "-c:v", "copy", "-c:a", "aac", str(src))
@@ -121,7 +117,7 @@ def test_bad_inputs_are_one_line_errors(clip, tmp_path):
 def test_composite_over_a_background_video_and_silent_input(tmp_path):
     plate = textured_plate(H, W, seed=3)
     src = tmp_path / "quiet.mov"
-    with VideoWriter(src, FORMATS["mov-alpha"].__class__(".mov", "qtrle", "rgb24", "rgb24", (), (), None),
+    with VideoWriter(src, VideoFormat(".mov", "qtrle", "rgb24", "rgb24", (), (), None),
                      (W, H), Fraction(25)) as writer:
         for i in range(6):
             a = truth(i)[:, :, None]

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-from video_clips import NTSC, disc_alpha, textured_plate
+from video_clips import NTSC, disc_alpha, textured_plate, write_composited_clip
 
 from mattecli.cli.app import main
 from mattecli.io.checkpoint import save_checkpoint
-from mattecli.io.video import FORMATS, VideoWriter, probe_video, read_frames, read_mattes
+from mattecli.io.images import write_image
+from mattecli.io.video import probe_video, read_frames, read_mattes
 from mattecli.models.registry import register_family
 
 W, H, N = 64, 48, 7
@@ -56,13 +57,7 @@ def clip(tmp_path_factory):
     folder = tmp_path_factory.mktemp("vw")
     plate = textured_plate(H, W, seed=3)
     src = folder / "walk.mkv"
-    with VideoWriter(src, FORMATS["mkv"].__class__(".mkv", "ffv1", "rgb24", "bgr0", (), ("*",), None),
-                     (W, H), NTSC) as writer:
-        for i in range(N):
-            a = disc_alpha(H, W, 20 + 3 * i, 24, 12, soft=2.0)[:, :, None]
-            writer.write(np.clip(a * FG + (1 - a) * plate + 0.5, 0, 255).astype(np.uint8))
-    from mattecli.io.images import write_image
-
+    write_composited_clip(src, plate, FG, [disc_alpha(H, W, 20 + 3 * i, 24, 12, soft=2.0) for i in range(N)])
     write_image(folder / "plate.png", plate)
     for family, gain in (("video_plate_standin", 3.0), ("video_trimap_standin", 1.0)):
         save_checkpoint(folder / f"{family}.pt", {"family": family, "model_config": {"gain": 1.0},

@@ -8,9 +8,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mattecli.io.video import ffmpeg_exe
+from mattecli.io.video import VideoFormat, VideoWriter, ffmpeg_exe
 
 NTSC = Fraction(30000, 1001)
+#: Lossless RGB (FFV1 in Matroska, no audio): test sources whose pixels are known exactly.
+LOSSLESS_RGB = VideoFormat(".mkv", "ffv1", "rgb24", "bgr0", (), ("*",), None)
 
 
 def ffmpeg(*args: str) -> None:
@@ -57,3 +59,14 @@ def disc_alpha(h: int, w: int, cx: float, cy: float, radius: float, soft: float 
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
     d = np.hypot(xx - cx, yy - cy)
     return np.clip((radius - d) / soft + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def write_composited_clip(path: Path, plate: np.ndarray, colour: np.ndarray, alphas: list[np.ndarray],
+                          fps: Fraction = NTSC) -> Path:
+    """A flat ``colour`` foreground over ``plate`` with one float alpha per frame, lossless."""
+    h, w = plate.shape[:2]
+    with VideoWriter(path, LOSSLESS_RGB, (w, h), fps) as writer:
+        for alpha in alphas:
+            a = alpha[:, :, None]
+            writer.write(np.clip(a * colour + (1 - a) * plate + 0.5, 0, 255).astype(np.uint8))
+    return path

@@ -222,7 +222,8 @@ class GuidanceSource:
 
 # --- outputs -----------------------------------------------------------------------------------
 
-def to_uint8(x: np.ndarray) -> np.ndarray:
+def unit_to_uint8(x: np.ndarray) -> np.ndarray:
+    """Floats in [0, 1] to 8-bit (not :func:`mattecli.io.images.to_uint8`, which narrows 16-bit files)."""
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
@@ -256,14 +257,14 @@ class OutputWriter:
                 if self.alpha_bits == 16:
                     arr = np.clip(np.rint(alpha * 65535.0), 0, 65535).astype(np.uint16)
                 else:
-                    arr = to_uint8(alpha)
+                    arr = unit_to_uint8(alpha)
             elif kind == "rgba":
-                arr = np.dstack([to_uint8(fg), to_uint8(alpha)])
+                arr = np.dstack([unit_to_uint8(fg), unit_to_uint8(alpha)])
             elif kind == "fg":
-                arr = to_uint8(fg)
+                arr = unit_to_uint8(fg)
             else:
                 a = alpha[:, :, None]
-                arr = to_uint8(fg * a + self._background(*alpha.shape) * (1.0 - a))
+                arr = unit_to_uint8(fg * a + self._background(*alpha.shape) * (1.0 - a))
             write_image(path, arr)
 
 
