@@ -11,8 +11,8 @@ import time
 
 import torch
 
-from mattecli.models.dim import DeepImageMatting
-from mattecli.train.families.dim import FAMILY
+from mattecli.families.dim.model import DeepImageMatting
+from mattecli.families.dim.family import FAMILY
 
 
 def _batch(size: int, device: str, seed: int = 0) -> dict[str, torch.Tensor]:

@@ -28,7 +28,7 @@ from mattecli.inference.batch import MatteOptions, run_matte
 from mattecli.inference.methods import build_method
 from mattecli.io.checkpoint import save_checkpoint
 from mattecli.io.images import write_image
-from mattecli.models.registry import register_family
+from mattecli.families.registry import register_family
 
 
 class StandInNet(nn.Module):

@@ -31,10 +31,10 @@ from mattecli.data.samples import write_samples
 from mattecli.data.trimap import normalise_trimap
 from mattecli.io.images import read_alpha, read_alpha_float, read_rgb
 from mattecli.metrics import compute_metrics
-from mattecli.models.registry import build_model
+from mattecli.families.registry import build_model
 from mattecli.seeding import derive_seed
 from mattecli.train.engine import _seed_everything, train
-from mattecli.train.families import get_family
+from mattecli.families.registry import get_family
 from mattecli.train.recipe import load_recipe, set_key, stage_recipe
 
 METRICS = ("sad", "mse", "grad", "conn")
@@ -143,7 +143,7 @@ def main() -> None:
     result = train("dim", recipe, out / "train", run, stage=args.stage, val_dir=out / "test", device=args.device,
                    show_progress=sys.stderr.isatty())
     train_seconds = time.perf_counter() - t1
-    from mattecli.models.registry import load_model
+    from mattecli.families.registry import load_model
 
     trained, ckpt = load_model(run / "best.pt", device)
     results[f"trained dim ({args.recipe}, best.pt = {ckpt['stage']} step {ckpt['step']})"] = \

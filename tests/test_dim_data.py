@@ -7,14 +7,14 @@ import torch
 from torch.utils.data import DataLoader
 
 from mattecli.data.composite import composite_uint8, fit_background
-from mattecli.data.dim_data import (DIMTrainDataset, DIMValDataset, MattingSource, MattingSample, check_files,
+from mattecli.families.dim.data import (DIMTrainDataset, DIMValDataset, MattingSource, MattingSample, check_files,
                                     crop_around, find_samples)
 from mattecli.data.manifest import Record, write_manifest
 from mattecli.data.samples import write_samples
 from mattecli.data.trimap import TrimapSpec
 from mattecli.errors import BadInput
 from mattecli.io.images import read_alpha, read_rgb, write_image
-from mattecli.train.families.dim import FAMILY
+from mattecli.families.dim.family import FAMILY
 
 SMALL_TRIMAP = TrimapSpec(kernel=(2, 3), iterations=(1, 3))
 

@@ -10,10 +10,10 @@ import torch.nn.functional as F
 
 from mattecli.errors import BadInput, MatteError
 from mattecli.io.checkpoint import save_checkpoint
-from mattecli.models.dim import DeepImageMatting, Decoder, Encoder
-from mattecli.models.registry import build_model, load_model
-from mattecli.models.vgg import VGG16, load_imagenet_vgg16, read_state_dict
-from mattecli.train.families.dim import FAMILY, clamp_known
+from mattecli.families.dim.model import DeepImageMatting, Decoder, Encoder
+from mattecli.families.registry import build_model, load_model
+from mattecli.backbones.vgg import VGG16, load_imagenet_vgg16, read_state_dict
+from mattecli.families.dim.family import FAMILY, clamp_known
 
 # torchvision's vgg16 conv positions and widths, written out independently of the code under test
 TV_CONVS = [(0, 3, 64), (2, 64, 64), (5, 64, 128), (7, 128, 128), (10, 128, 256), (12, 256, 256),

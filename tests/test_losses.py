@@ -6,8 +6,8 @@ import math
 import pytest
 import torch
 
-from mattecli.losses.matting import (alpha_prediction_loss, charbonnier, compositional_loss, dim_loss,
-                                     unknown_weight)
+from mattecli.families.dim.losses import dim_loss
+from mattecli.losses.matting import alpha_prediction_loss, charbonnier, compositional_loss, unknown_weight
 
 EPS = 1e-6
 

@@ -13,7 +13,7 @@ from mattecli.data.trimap import trimap_from_alpha
 from mattecli.inference import methods
 from mattecli.io.checkpoint import save_checkpoint
 from mattecli.io.images import read_alpha, read_raw, read_rgb, write_image
-from mattecli.models.registry import register_family
+from mattecli.families.registry import register_family
 
 
 class StandIn(nn.Module):

@@ -17,7 +17,7 @@ from mattecli.data.manifest import read_manifest, resolve
 from mattecli.data.samples import write_samples
 from mattecli.io.checkpoint import load_checkpoint
 from mattecli.io.images import read_alpha, read_rgb
-from mattecli.models.registry import load_model
+from mattecli.families.registry import load_model
 from mattecli.train.engine import train
 from mattecli.train.logging import read_log
 

@@ -16,7 +16,7 @@ import torch
 import train_tiny_family as tiny
 from mattecli.errors import MatteError
 from mattecli.io.checkpoint import load_checkpoint
-from mattecli.models.registry import load_model
+from mattecli.families.registry import load_model
 from mattecli.train import checkpoints as ckpts
 from mattecli.train.engine import train
 from mattecli.train.logging import read_log

@@ -75,7 +75,7 @@ def test_missing_and_malformed_recipe_files(tmp_path):
                                         ("batch_norm", 1)])
 def test_bad_family_values_name_the_key(key, value):
     """The DIM family checks its own keys before anything is built (was a ValueError/TypeError traceback)."""
-    from mattecli.train.families.dim import FAMILY
+    from mattecli.families.dim.family import FAMILY
 
     with pytest.raises(MatteError, match=f"recipe key {key} = "):
         FAMILY.model_config(stage_recipe({key: value}, "encoder"))

@@ -14,7 +14,7 @@ from mattecli.cli.app import main
 from mattecli.io.checkpoint import save_checkpoint
 from mattecli.io.images import write_image
 from mattecli.io.video import probe_video, read_frames, read_mattes
-from mattecli.models.registry import register_family
+from mattecli.families.registry import register_family
 
 W, H, N = 64, 48, 7
 FG = np.array([230, 40, 30], np.float32)

@@ -15,9 +15,9 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from mattecli.models.registry import register_family
+from mattecli.families.registry import register_family
 from mattecli.seeding import derive_seed
-from mattecli.train.families import register_training_family
+from mattecli.families.registry import register_training_family
 
 SIZE = 16
 

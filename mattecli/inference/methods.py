@@ -100,7 +100,7 @@ class LearnedMethod(Method):
     def __init__(self, weights: str | os.PathLike, device: torch.device, batch_size: int = 1,
                  precision: str = "fp32", click_radius: float = 5.0) -> None:
         super().__init__(device)
-        from mattecli.models.registry import load_model
+        from mattecli.families.registry import load_model
 
         if precision not in PRECISIONS:
             raise MatteError(f"--precision {precision}: choose from {', '.join(PRECISIONS)}")

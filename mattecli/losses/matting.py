@@ -1,4 +1,4 @@
-"""The Deep Image Matting losses: alpha-prediction and compositional Charbonnier losses.
+"""Alpha-prediction and compositional Charbonnier losses (DIM, SHM and others use them).
 
 Per pixel, ``sqrt(d^2 + eps^2)`` with ``eps = 1e-6`` (``1e-12`` inside the root, as in
 foamliu's ``config.py``, Joker's TF code and mmagic's ``CharbonnierLoss``). Only pixels of
@@ -49,12 +49,3 @@ def compositional_loss(pred_alpha: torch.Tensor, fg: torch.Tensor, bg: torch.Ten
                        weight: torch.Tensor, eps: float = EPS) -> torch.Tensor:
     """Charbonnier distance between ``pred_alpha*F + (1-pred_alpha)*B`` and the true composite."""
     return _masked_mean(charbonnier(composite(fg, _at_least_fp32(pred_alpha), bg) - merged, eps), weight)
-
-
-def dim_loss(pred_alpha: torch.Tensor, gt_alpha: torch.Tensor, fg: torch.Tensor, bg: torch.Tensor,
-             merged: torch.Tensor, weight: torch.Tensor, alpha_weight: float = 0.5,
-             eps: float = EPS) -> dict[str, torch.Tensor]:
-    """The paper's stage-1 loss ``w*L_alpha + (1-w)*L_comp`` with ``w = 0.5``; returns all three."""
-    l_alpha = alpha_prediction_loss(pred_alpha, gt_alpha, weight, eps)
-    l_comp = compositional_loss(pred_alpha, fg, bg, merged, weight, eps)
-    return {"loss": alpha_weight * l_alpha + (1.0 - alpha_weight) * l_comp, "alpha": l_alpha, "comp": l_comp}

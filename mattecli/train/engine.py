@@ -34,11 +34,11 @@ from mattecli.console import console
 from mattecli.devices import device_name
 from mattecli.errors import MatteError
 from mattecli.io import atomic
-from mattecli.models.registry import build_model
+from mattecli.families.registry import build_model
 from mattecli.seeding import derive_seed
 from mattecli.train import checkpoints as ckpts
 from mattecli.train import distributed
-from mattecli.train.families import get_family
+from mattecli.families.registry import get_family
 from mattecli.train.logging import LOG_NAME, JsonlLog
 from mattecli.train.recipe import resume_differences, stage_recipe
 from mattecli.train.validation import to_device, validate

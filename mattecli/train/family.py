@@ -3,7 +3,7 @@
 The engine (``mattecli.train.engine``) owns the loop, optimiser, schedule, devices,
 distributed training, mixed precision, checkpoints, resume, validation, logging and
 plots. A family owns its networks, losses, stages and data. One object per family
-implements this protocol; ``mattecli.train.families`` maps names to them.
+implements this protocol; ``mattecli.families.registry`` maps names to them.
 """
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ class TrainingFamily(Protocol):
     stages: tuple[str, ...]
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
-        """Plain-value keyword arguments for ``mattecli.models.registry.build_model(name, ...)``."""
+        """Plain-value keyword arguments for ``mattecli.families.registry.build_model(name, ...)``."""
 
     def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:
         """Called once on a freshly built model before training starts (not on resume):

@@ -24,12 +24,13 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mattecli.console import console
-from mattecli.data.dim_data import DIMTrainDataset, DIMValDataset, check_files, find_samples
+from mattecli.families.dim.data import DIMTrainDataset, DIMValDataset, check_files, find_samples
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, TrimapSpec
 from mattecli.errors import MatteError
-from mattecli.losses.matting import alpha_prediction_loss, dim_loss, unknown_weight
-from mattecli.models.dim import CONV6_VARIANTS, DeepImageMatting
-from mattecli.models.vgg import load_imagenet_vgg16, read_state_dict
+from mattecli.families.dim.losses import dim_loss
+from mattecli.losses.matting import alpha_prediction_loss, unknown_weight
+from mattecli.families.dim.model import CONV6_VARIANTS, DeepImageMatting
+from mattecli.backbones.vgg import load_imagenet_vgg16, read_state_dict
 from mattecli.train.checkpoints import unwrap
 
 STAGES = ("encoder", "refine", "joint")

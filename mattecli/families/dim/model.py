@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mattecli.inference.padding import crop_to, pad_to_multiple
-from mattecli.models.registry import register_family
-from mattecli.models.vgg import CONV_INDICES, POOL_INDICES, VGG16_LAYOUT, vgg16_features
+from mattecli.tensors import crop_to, pad_to_multiple
+from mattecli.families.registry import register_family
+from mattecli.backbones.vgg import CONV_INDICES, POOL_INDICES, VGG16_LAYOUT, vgg16_features
 
 CONV6_VARIANTS = ("1x1", "3x3", "fc6")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -70,7 +70,7 @@ class Encoder(nn.Module):
     """VGG16 conv1_1..pool5 on RGB + trimap, then conv6; returns features and pool indices.
 
     Parameter names match torchvision (``features.N``) so ImageNet weights load by name
-    (:func:`mattecli.models.vgg.load_imagenet_vgg16`).
+    (:func:`mattecli.backbones.vgg.load_imagenet_vgg16`).
     """
 
     def __init__(self, conv6: str = "1x1", batch_norm: bool = False, in_channels: int = 4) -> None:
