@@ -14,7 +14,8 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: OUT/<kind>/<relative path>/<stem>.png."),
         output: str = typer.Option("alpha,rgba", "--output",
                                    help="Comma list of alpha, rgba (cutout with estimated foreground colour), "
-                                        "fg (foreground colour), comp (composite over --bg-color/--bg-image)."),
+                                        "fg (foreground colour), comp (composite over --bg-color/--bg-image); with a network "
+                                        "that predicts them: trimap (0/128/255), uncertainty (16-bit sigma)."),
         trimap: Optional[Path] = typer.Option(None, "--trimap", help="Trimap file, or folder paired by relative path and stem."),
         clicks: Optional[Path] = typer.Option(None, "--clicks",
                                               help='JSON: image name -> [{"x", "y", "label": "fg"|"bg"}].'),

@@ -110,6 +110,8 @@ class LearnedMethod(Method):
         self.family = str(ckpt["family"])
         self.name = f"the '{self.family}' network in {weights}"
         self.guidance_kinds = (self.model.guidance,)
+        #: extra maps the network predicts beside alpha (``trimap``, ``uncertainty``), written by matte
+        self.extra_outputs = tuple(getattr(self.model, "extra_outputs", ()))
         self.flag_hint = {"trimap": "--trimap", "clicks": "--clicks", "background": "--background",
                           "none": "no guidance"}[self.model.guidance]
         self.batch_size = max(1, batch_size)
@@ -160,8 +162,24 @@ class LearnedMethod(Method):
             fg = estimate_foreground_tensor(images, alpha)[0]
         alpha = alpha.cpu().numpy()
         fg = None if fg is None else fg.float().clamp(0.0, 1.0).cpu().numpy()
-        return [(job, self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0)))
-                for k, (job, box, _, _) in enumerate(batch)]
+        extras = {k: out[k].float().cpu().numpy() for k in self.extra_outputs if out.get(k) is not None}
+        results = []
+        for k, (job, box, _, _) in enumerate(batch):
+            pasted = self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0))
+            if extras:
+                pasted = (*pasted, {name: self._paste_map(job, box, value[k, 0]) for name, value in extras.items()})
+            results.append((job, pasted))
+        return results
+
+    @staticmethod
+    def _paste_map(job, box, crop: np.ndarray) -> np.ndarray:
+        """An extra map of the input crop placed in a zero map of the whole image."""
+        y0, y1, x0, x1 = box
+        if (y0, y1, x0, x1) == (0, job.image.shape[0], 0, job.image.shape[1]):
+            return crop
+        full = np.zeros(job.image.shape[:2], np.float32)
+        full[y0:y1, x0:x1] = crop
+        return full
 
     def _paste(self, job, box, alpha_crop: np.ndarray, fg_crop: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         h, w = job.image.shape[:2]
