@@ -171,6 +171,7 @@ def trimap_channel(trimap: torch.Tensor) -> torch.Tensor:
 class DeepImageMatting(nn.Module):
     family = "dim"
     guidance = "trimap"
+    size_multiple = STRIDE
 
     def __init__(self, conv6: str = "1x1", batch_norm: bool = False, refine: bool = False) -> None:
         super().__init__()
