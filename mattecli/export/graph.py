@@ -52,14 +52,15 @@ class ExportGraph(nn.Module):
         self.outputs = outputs
         self.clamp_trimap = model.guidance == "trimap" and not getattr(model, "export_inputs", None)
 
-    def forward(self, *inputs: torch.Tensor):
+    def raw_outputs(self, *inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The family's own dict: ``export_forward`` if it has the hook, else ``predict``."""
         hook = getattr(self.model, "export_forward", None)
         if hook is not None:
-            out = hook(*inputs)
-        else:
-            image = inputs[0]
-            guidance = inputs[1] if len(inputs) > 1 else None
-            out = self.model.predict(image, guidance)
+            return hook(*inputs)
+        return self.model.predict(inputs[0], inputs[1] if len(inputs) > 1 else None)
+
+    def forward(self, *inputs: torch.Tensor):
+        out = self.raw_outputs(*inputs)
         alpha = out["alpha"]
         if self.clamp_trimap:
             trimap = inputs[1]

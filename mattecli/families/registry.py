@@ -71,7 +71,7 @@ def build_model(family: str, config: dict[str, Any] | None = None) -> nn.Module:
         raise MatteError(f"model_config of family '{family}' is not a mapping (got {type(config).__name__})")
     try:
         model = _BUILDERS[family](**(config or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise MatteError(f"model_config does not fit family '{family}': {exc}") from None
     if getattr(model, "guidance", None) not in GUIDANCE_KINDS:
         raise MatteError(f"family '{family}' declares no valid guidance kind")

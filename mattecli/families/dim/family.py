@@ -132,8 +132,10 @@ class DIMFamily:
         net = _net(model)
         train_stage1 = stage in ("encoder", "joint")
         train_refiner = stage in ("refine", "joint")
+        if train_refiner and net.refiner is None:
+            raise MatteError(f"DIM stage {stage} trains the refinement network, which this network lacks (refiner=false)")
         for module, on in ((net.encoder, train_stage1), (net.decoder, train_stage1), (net.refiner, train_refiner)):
-            for p in module.parameters():
+            for p in (module.parameters() if module is not None else ()):
                 p.requires_grad_(on)
         return [p for p in net.parameters() if p.requires_grad]
 
