@@ -78,21 +78,24 @@ def _max_diff(a: tuple[Any, ...], b: tuple[Any, ...]) -> float:
                for x, y in zip(a, b))
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TELLING = ("No ONNX function found", "not supported", "Unsupported", "aten::")
+
+
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    for line in text.splitlines():
-        if "Exception summary" in line or not line.strip():
-            continue
-        if "aten::" in line or "Unsupported" in line or "not supported" in line:
-            return line.strip()[:200]
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]
+    """The line of an exporter's (many-line) error that says what went wrong."""
+    lines = [_ANSI.sub("", line).strip() for line in str(exc).splitlines() if line.strip()]
+    for line in lines:
+        if any(mark in line for mark in _TELLING):
+            return line[:200]
+    return (lines[0] if lines else type(exc).__name__)[:200]
 
 
 def _unsupported_operator(messages: list[str]) -> str | None:
     for message in messages:
-        found = re.search(r"(aten::[A-Za-z0-9_.]+|aten\.[A-Za-z0-9_.]+)", message)
+        found = re.search(r"(aten::[A-Za-z0-9_.]+)|op='([A-Za-z0-9_.]+)'", message)
         if found:
-            return found.group(1)
+            return found.group(1) or found.group(2)
     return None
 
 
@@ -179,7 +182,7 @@ def export_checkpoint(ckpt_path: str | os.PathLike, fmt: str, out: str | os.Path
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    traced = torch.jit.trace(graph, trace_inputs, check_inputs=[check_inputs])
+                    traced = torch.jit.trace(graph, trace_inputs, check_trace=False)  # checked below, loaded
                 except Exception as exc:  # noqa: BLE001 - the family's graph does not trace
                     raise MatteError(f"{ckpt_path}: TorchScript tracing failed ({_first_line(exc)})") from None
                 torch.jit.save(traced, str(tmp), _extra_files={TORCHSCRIPT_CONTRACT: json.dumps(contract, sort_keys=True)})
