@@ -65,3 +65,17 @@ def test_cli_init_from_errors_are_one_line(tmp_path):
         assert res.returncode == 2, res.stderr
         assert expected in res.stderr and "Traceback" not in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_weights_info_of_a_trained_checkpoint(tmp_path):
+    from mattecli.weights.info import checkpoint_info
+
+    train("tiny", {**BASE, "lr": 0.01, "val_every": 0}, ".", tmp_path / "r", stage="base", val_dir=".",
+          device="cpu", show_progress=False)
+    info = checkpoint_info(tmp_path / "r" / "base" / "best.pt")
+    assert info["family"] == "tiny" and info["stage"] == "base" and info["guidance"] == "trimap"
+    assert info["steps_trained"] == 3 and info["provenance"] == {"origin": "trained here"}
+    assert set(info["validation"]) >= {"sad", "mse", "grad", "conn"}
+    assert info["best_sad"] == info["validation"]["sad"]
+    assert info["recipe"]["lr"] == 0.01 and info["resumable"] is True
+    assert info["parameters"] == sum(p.numel() for p in tiny.TinyMatter(width=6).parameters())

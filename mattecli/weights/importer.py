@@ -76,6 +76,8 @@ def import_weights(fmt: str, source: str | os.PathLike, out: str | os.PathLike) 
         raise MatteError(f"unknown import format '{fmt}' (known: {known})")
     spec = formats[fmt]
     source, out = Path(source), Path(out)
+    if out.resolve() == source.resolve():
+        raise BadInput(out, "--out would replace the file being imported; choose another path")
     foreign = read_foreign_checkpoint(source)
     state = extract_state_dict(foreign)
     try:
