@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 _FORMATS = {"sad": "{:.3f}", "mse": "{:.5f}", "grad": "{:.3f}", "conn": "{:.3f}"}
 _TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn"}
 
@@ -130,10 +132,12 @@ def register(app: typer.Typer) -> None:
                                                     "with their trimaps into PRED_DIR, then score them."),
         device: str = typer.Option("auto", "--device", help="With --weights: auto, cpu, cuda or cuda:N."),
         batch_size: int = typer.Option(1, "--batch-size", min=1, help="With --weights: images per batch."),
+        max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient and Connectivity over the unknown region."""
         from mattecli.errors import MatteError
 
+        apply_max_pixels(max_pixels)
         if pred_dir is None:
             if weights is None or data is None:
                 raise MatteError("give PRED_DIR (or --weights CKPT --data DATASET to predict first)")

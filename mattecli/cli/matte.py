@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command("matte")
@@ -32,6 +34,7 @@ def register(app: typer.Typer) -> None:
         alpha_16bit: bool = typer.Option(False, "--alpha-16bit", help="Write alpha as 16-bit PNG."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo images whose outputs already exist."),
         shard: str = typer.Option("1/1", "--shard", help="I/N: process only block I of N (1-based)."),
+        max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
         from rich.table import Table
@@ -43,6 +46,7 @@ def register(app: typer.Typer) -> None:
         from mattecli.inference.methods import build_method
         from mattecli.io.images import read_rgb
 
+        apply_max_pixels(max_pixels)
         options = MatteOptions(
             input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), trimap=trimap, clicks=clicks,
             background=background, click_radius=click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,

@@ -6,6 +6,8 @@ from typing import Any, Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 train_app = typer.Typer(help="Train a matting network (checkpoints, resume, validation, multi-GPU with torchrun).",
                         no_args_is_help=True)
 
@@ -57,8 +59,10 @@ def dim(
                                                     help="ImageNet VGG16 state dict (torchvision format) to start from."),
     assignments: list[str] = typer.Option([], "--set", help="Override any recipe key: --set lr=1e-4 (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+    max_pixels: Optional[int] = max_pixels_option(),
 ) -> None:
     """Deep Image Matting (Xu et al. 2017): encoder-decoder, refinement, then joint fine-tuning."""
+    apply_max_pixels(max_pixels)
     if amp is not None and amp not in ("bf16", "fp16", "none"):
         raise typer.BadParameter("expected bf16, fp16 or none", param_hint="--amp")
     flags = {"iters": iters, "batch_size": batch_size, "seed": seed, "workers": workers, "amp": amp,

@@ -64,14 +64,51 @@ def read_manifest(dataset_dir: str | os.PathLike) -> list[Record]:
     if not isinstance(data, list):
         raise BadInput(path, "expected a list of records (or an object with 'data_list')")
     known = {f.name for f in fields(Record)}
+    root = Path(dataset_dir).resolve()
     records = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or "alpha_path" not in item or "fg_path" not in item:
             raise BadInput(path, f"record {i} lacks alpha_path/fg_path")
-        records.append(Record(**{k: v for k, v in item.items() if k in known}))
+        record = Record(**{k: v for k, v in item.items() if k in known})
+        for key in PATH_KEYS:
+            confined_path(dataset_dir, getattr(record, key), f"record {i} ({record_label(record)}) {key}", root)
+        records.append(record)
     return records
 
 
+def record_label(record: Record) -> str:
+    try:
+        return record.name
+    except TypeError:
+        return "?"
+
+
+def confined_path(dataset_dir: str | os.PathLike, relative: object, where: str = "a record's path",
+                  root: Path | None = None) -> Path | None:
+    """The file a record names, refused (one line naming the record) unless it lies inside the
+    dataset folder once symbolic links are resolved: a manifest must not make mattecli read
+    ``/etc/passwd`` or ``../../elsewhere``. None stays None."""
+    if relative is None:
+        return None
+    manifest = manifest_path(dataset_dir)
+    if not isinstance(relative, str) or not relative:
+        raise BadInput(manifest, f"{where}: expected a relative path, got {relative!r}")
+    root = root or Path(dataset_dir).resolve()
+    full = Path(dataset_dir) / relative
+    if Path(relative).is_absolute() or not _within(full.resolve(), root):
+        raise BadInput(manifest, f"{where} {relative!r} lies outside the dataset folder {dataset_dir}; "
+                                 f"records must name files inside it")
+    return full
+
+
+def _within(path: Path, root: Path) -> bool:
+    try:
+        path.relative_to(root)
+        return True
+    except ValueError:
+        return False
+
+
 def resolve(dataset_dir: str | os.PathLike, relative: str | None) -> Path | None:
-    """Absolute path of a record's relative path."""
-    return None if relative is None else Path(dataset_dir) / relative
+    """Path of a record's relative path, confined to the dataset folder (see :func:`confined_path`)."""
+    return confined_path(dataset_dir, relative)

@@ -233,6 +233,10 @@ class VideoWriter(_StagedOutput):
         pix_fmt_out = fmt.pix_fmt_out
         if pix_fmt_out == "yuv420p" and (size[0] % 2 or size[1] % 2):
             pix_fmt_out = "yuv444p"  # 4:2:0 needs even sides; never rescale the user's frames
+        if fmt.codec == "qtrle" and pix_fmt_out == "gray" and size[0] % 4:
+            # QuickTime Animation's grey mode needs a width divisible by 4: the same grey in
+            # three equal RGB channels instead (still lossless; read_mattes takes channel 0)
+            pix_fmt_out = "rgb24"
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", fmt.pix_fmt_in, "-s", f"{size[0]}x{size[1]}",
                "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0"]
@@ -310,7 +314,9 @@ class PngSequenceWriter(_StagedOutput):
         self.frames += 1
 
     def close(self) -> None:
-        if self.path.exists():
+        if self.path.is_symlink() or self.path.is_file():
+            self.path.unlink()  # a link is replaced itself; what it points to is left alone
+        elif self.path.exists():
             shutil.rmtree(self.path)
         os.replace(self._tmp, self.path)
 
