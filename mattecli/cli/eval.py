@@ -29,7 +29,7 @@ def render_report(report, worst: int) -> None:
     """Rich tables of the means and the worst images (also used by ``mattecli demo``)."""
     from rich.table import Table
 
-    from mattecli.console import console
+    from mattecli.console import console, printable
 
     means = report.mean()
     table = Table(title=f"mean of {len(report.scored)} images ({report.convention})",
@@ -45,7 +45,7 @@ def render_report(report, worst: int) -> None:
         for m in report.metrics:
             detail.add_column(_TITLES[m], justify="right")
         for r in report.worst(worst):
-            detail.add_row(r.name, *(_FORMATS[m].format(r.scores[m]) for m in report.metrics))
+            detail.add_row(printable(r.name), *(_FORMATS[m].format(r.scores[m]) for m in report.metrics))
         console.print(detail)
 
 

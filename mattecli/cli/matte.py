@@ -41,7 +41,7 @@ def register(app: typer.Typer) -> None:
 
         from mattecli.cli.options import parse_color, parse_kinds
         from mattecli.shards import parse_shard
-        from mattecli.console import console, progress
+        from mattecli.console import console, printable, progress
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
         from mattecli.inference.methods import build_method
         from mattecli.io.images import read_rgb
@@ -67,6 +67,6 @@ def register(app: typer.Typer) -> None:
         if summary.failures:
             table = Table("input", "problem", title="failed", title_style="bold red")
             for name, problem in summary.failures:
-                table.add_row(name, problem)
+                table.add_row(printable(name), printable(problem))
             console.print(table)
             raise typer.Exit(1)

@@ -172,7 +172,7 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
         say(f"note: {note}")
 
     fingerprint = _fingerprint(o, plan_digest(foregrounds, plan))
-    o.out.mkdir(parents=True, exist_ok=True)
+    atomic.ensure_folder(o.out)
     state.check_output_folders(o.out)
     lock = state.RunLock(o.out)
     try:

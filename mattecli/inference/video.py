@@ -290,6 +290,7 @@ def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[
         return report
     # One run at a time per input name and folder: a second run would delete the first's
     # temporaries (they carry the output's name) and race it to the final names.
+    atomic.ensure_folder(job.out_dir)
     lock_path = job.out_dir / f".mattecli-video-{job.input.stem}.lock"
     with ExclusiveLock(lock_path, f"{job.out_dir}: another mattecli video run is writing {job.input.stem}_* "
                                   f"outputs there; wait for it to finish or choose another --out"):

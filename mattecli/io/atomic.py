@@ -40,7 +40,7 @@ def temp_beside(path: Path) -> Path:
 
     mkstemp makes private 0600 files; outputs get the usual mode once moved into place.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)
@@ -49,10 +49,22 @@ def temp_beside(path: Path) -> Path:
 
 def temp_dir_beside(path: Path) -> Path:
     """A new temporary folder in ``path``'s folder (created), with the mode a plain mkdir() gives."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     tmp = tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent)
     os.chmod(tmp, 0o777 & ~_UMASK)
     return Path(tmp)
+
+
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Create an output folder (and its parents), or say in one line why it cannot be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CannotWrite(path, "it is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CannotWrite(exc.filename or path, exc) from None
+    return path
 
 
 @contextmanager

@@ -29,7 +29,7 @@ from typing import Iterator, Self
 
 import numpy as np
 
-from mattecli.errors import BadInput
+from mattecli.errors import BadInput, CannotWrite
 from mattecli.io import atomic
 from mattecli.io.images import write_image
 
@@ -255,6 +255,14 @@ class VideoWriter(_StagedOutput):
         lines = [ln.strip() for ln in self._log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         return lines[-1][:200] if lines else f"exit status {self._proc.returncode}"
 
+    def _disk_full(self) -> bool:
+        """Whether ffmpeg's log (any line, not only the last) reports a full disk."""
+        try:
+            self._log.seek(0)
+            return b"No space left on device" in self._log.read()
+        except (OSError, ValueError):
+            return False
+
     def write(self, frame: np.ndarray) -> None:
         w, h = self.size
         if frame.shape[:2] != (h, w) or (frame.shape[2] if frame.ndim == 3 else 1) != self._channels:
@@ -264,7 +272,10 @@ class VideoWriter(_StagedOutput):
         except (BrokenPipeError, OSError):
             self._proc.wait()
             self.abort()
-            raise BadInput(self.path, f"ffmpeg stopped while encoding: {self._ffmpeg_error()}") from None
+            why = self._ffmpeg_error()
+            if self._disk_full():
+                raise CannotWrite(self.path, "no space left on device") from None
+            raise BadInput(self.path, f"ffmpeg stopped while encoding: {why}") from None
         self.frames += 1
 
     def close(self) -> None:
@@ -277,7 +288,10 @@ class VideoWriter(_StagedOutput):
         if rc != 0 or self.frames == 0:
             why = self._ffmpeg_error() if rc != 0 else "no frames to write"
             self._tmp.unlink(missing_ok=True)
+            full = self._disk_full()
             self._log.close()
+            if full:
+                raise CannotWrite(self.path, "no space left on device")
             raise BadInput(self.path, f"ffmpeg failed to write it: {why}")
         self._log.close()
         os.replace(self._tmp, self.path)
