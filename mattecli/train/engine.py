@@ -370,7 +370,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
     family = get_family(family_name)
     if stage != "all" and stage not in family.stages:
         raise MatteError(f"--stage {stage}: {family.name} has stages {', '.join(family.stages)} (or all)")
-    run_dir = atomic.ensure_folder(run_dir)  # a file or a read-only folder: one line, before any work
+    run_dir = Path(run_dir)
     stages = list(family.stages) if stage == "all" else [stage]
     for name in stages:  # every stage's recipe is checked before the first one trains
         family.model_config(stage_recipe(recipe, name))
@@ -378,6 +378,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
     if not resume and any(s in existing for s in stages):
         raise MatteError(f"{run_dir}: already holds a training run ({', '.join(existing)}); "
                          "add --resume to continue it, or choose another --out")
+    atomic.ensure_folder(run_dir)  # a file or a read-only folder: one line, before any work
     ctx = distributed.setup(device)
     result = TrainResult(run_dir)
     try:
