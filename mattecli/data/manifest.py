@@ -128,5 +128,13 @@ def _resolves_inside(root: str, relative: str, parents: dict[str, tuple[str, set
 
 
 def resolve(dataset_dir: str | os.PathLike, relative: str | None) -> Path | None:
-    """Path of a record's relative path, confined to the dataset folder (see :func:`confined_path`)."""
-    return confined_path(dataset_dir, relative)
+    """Path of a record's relative path. Records from :func:`read_manifest` are already checked
+    with symbolic links resolved; this repeats the cheap part (no absolute path, no ``..`` out of
+    the folder) for paths from anywhere else, without a file-system call per path."""
+    if relative is None:
+        return None
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative) \
+            or os.path.normpath(relative).split(os.sep, 1)[0] == "..":
+        raise BadInput(manifest_path(dataset_dir), f"{relative!r} lies outside the dataset folder {dataset_dir}; "
+                                                   "records must name files inside it")
+    return Path(dataset_dir) / relative
