@@ -203,6 +203,25 @@ def test_the_pixel_limit_in_compose_train_data_and_samples(tmp_path, capsys, mon
     assert not (tmp_path / "s").exists()
 
 
+def test_the_pixel_limit_in_eval_and_video(tmp_path, capsys):
+    pred, gt, tri = tmp_path / "pred", tmp_path / "gt", tmp_path / "tri"
+    for name in ("a", "b"):
+        imwrite(pred / f"{name}.png", np.full((8, 8), 100, np.uint8))
+        imwrite(tri / f"{name}.png", np.full((8, 8), 128, np.uint8))
+    imwrite(gt / "a.png", np.full((8, 8), 90, np.uint8))
+    _png_declaring(gt / "b.png", 30000, 30000)
+    code, err = run_cli(["eval", str(pred), "--gt", str(gt), "--trimap", str(tri), "--workers", "1"], capsys)
+    assert code == 2 and "Traceback" not in err and "30000x30000" in _squash(err)
+    assert "meanof1images" in _squash(err)  # the other image is scored
+    from video_clips import make_pattern_clip
+
+    clip = make_pattern_clip(tmp_path / "clip.mkv", frames=2, size=(32, 24), audio=False)
+    imwrite(tmp_path / "plate.png", np.zeros((24, 32, 3), np.uint8))
+    code, err = run_cli(["video", str(clip), "-b", str(tmp_path / "plate.png"), "-o", str(tmp_path / "v"),
+                         "--max-pixels", "500"], capsys)
+    assert code == 2 and "each frame is 32x24" in _one_line_error(err) and not (tmp_path / "v").exists()
+
+
 # --- 5. video alpha at any frame size ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("size", [(63, 37), (66, 38)])
