@@ -335,6 +335,7 @@ def test_checkpoint_problems_are_one_line_naming_the_file(tmp_path):
     cases = {
         "shapes": ({"model": {k: torch.zeros(1) for k in model.state_dict()}}, "size mismatch for body.0.weight"),
         "value": ({"model_config": {"width": "six"}}, "model_config does not fit family 'tiny'"),
+        "keyword": ({"model_config": {"widht": 6}}, "unexpected keyword argument 'widht'"),
         "none": ({"model": None}, "weights do not fit"),
         "family": ({"family": "nosuch"}, r"unknown model family 'nosuch' \(known: .*dim"),
     }
