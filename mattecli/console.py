@@ -30,6 +30,15 @@ class RateColumn(ProgressColumn):
         return Text(f"{1 / speed:.1f} s/{self.unit}", style="cyan")
 
 
+def printable(text: str) -> str:
+    """A file name fit for a table: bytes that are not UTF-8 (kept by Python as lone surrogates,
+    which a terminal cannot show and rich cannot measure) become U+FFFD, one column each."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:  # a surrogate that no undecodable byte made
+        return text.encode("utf-8", "replace").decode("utf-8")
+
+
 def progress(unit: str = "it", transient: bool = False, disable: bool = False) -> Progress:
     """Bar with count, rate and ETA: ``with progress("img") as p: t = p.add_task("matte", total=n)``."""
     return Progress(

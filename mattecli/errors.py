@@ -16,3 +16,22 @@ class BadInput(MatteError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def describe_os_error(exc: BaseException) -> str:
+    """``No space left on device`` -> ``no space left on device``: the cause as the end of a sentence."""
+    text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+    return text[:1].lower() + text[1:]
+
+
+class CannotWrite(MatteError):
+    """The environment refused a write (read-only folder, full disk, a file where a folder must be):
+    one line naming the output path and the cause."""
+
+    def __init__(self, path: object, cause: object) -> None:
+        self.path = str(path)
+        self.cause = cause if isinstance(cause, str) else describe_os_error(cause)  # type: ignore[arg-type]
+        super().__init__(f"cannot write {self.path}: {self.cause}")
+
+    def __reduce__(self):  # picklable across worker processes
+        return (CannotWrite, (self.path, self.cause))

@@ -5,7 +5,9 @@ the core) happen inside the commands so ``mattecli --help`` stays fast.
 """
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 import sys
 
 import typer
@@ -50,9 +52,30 @@ def main() -> None:
     try:
         app()
     except MatteError as exc:
-        from rich.text import Text
+        _fail(str(exc))
+    except OSError as exc:  # the environment: read-only or full file system, a file where a folder must be
+        _fail(os_error_line(exc))
 
-        from mattecli.console import console
 
-        console.print(Text.assemble(("error: ", "bold red"), str(exc)), soft_wrap=True)
-        sys.exit(2)
+def os_error_line(exc: OSError) -> str:
+    """One line for an OSError no command turned into a MatteError: the path and the cause."""
+    from mattecli.errors import describe_os_error
+
+    writing = exc.errno in _WRITE_ERRNOS
+    if exc.filename is None:
+        return f"{'cannot write: ' if writing else ''}{describe_os_error(exc)}"
+    target = os.fsdecode(exc.filename2 if exc.filename2 is not None else exc.filename)
+    return f"cannot write {target}: {describe_os_error(exc)}" if writing else f"{target}: {describe_os_error(exc)}"
+
+
+# errors that only a write (or a folder made for writing) gives; EACCES/EPERM may be either
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EEXIST, errno.ENOTDIR, errno.EISDIR}
+
+
+def _fail(message: str) -> None:
+    from rich.text import Text
+
+    from mattecli.console import console
+
+    console.print(Text.assemble(("error: ", "bold red"), message), soft_wrap=True)
+    sys.exit(2)

@@ -8,6 +8,8 @@ from typing import List, Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command("compose")
@@ -56,6 +58,7 @@ def register(app: typer.Typer) -> None:
                                                      "(default: 1, fastest)."),
         copy: bool = typer.Option(False, "--copy", help="Copy fg/alpha files instead of hard-linking them."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+        max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Composite foregrounds over backgrounds, Composition-1k style (bit-exact, parallel, resumable)."""
         from rich.table import Table
@@ -67,6 +70,7 @@ def register(app: typer.Typer) -> None:
         from mattecli.data.trimap import TrimapSpec
         from mattecli.errors import MatteError
 
+        apply_max_pixels(max_pixels)
         options = ComposeOptions(
             out=out, fg=fg, alpha=alpha, bg=bg, samples=samples, bg_root=bg_root,
             exclude_categories=tuple(exclude_category), min_bg_size=min_bg_size, voc_split=voc_split,
@@ -97,6 +101,10 @@ def register(app: typer.Typer) -> None:
         table.add_row("time", f"{s.seconds:.1f} s ({rate:.2f} composites/s)")
         table.add_row("manifest.json", f"{s.manifest_records:,} records" + ("" if s.complete else " (incomplete)"))
         console.print(table)
+        if s.missing:
+            raise MatteError(f"manifest.json is incomplete: {len(s.missing)} composite(s) of this run have files "
+                             f"missing on disk ({', '.join(s.missing[:3])}{' ...' if len(s.missing) > 3 else ''}), "
+                             f"so they are left out of it; rerun to make them")
         if s.failures:
             raise MatteError(f"{len(s.failures)} composites failed (listed above); the other composites are "
                              f"written and listed in manifest.json; fix the files and rerun to finish")

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 _FORMATS = {"sad": "{:.3f}", "mse": "{:.5f}", "grad": "{:.3f}", "conn": "{:.3f}"}
 _TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn"}
 
@@ -27,7 +29,7 @@ def render_report(report, worst: int) -> None:
     """Rich tables of the means and the worst images (also used by ``mattecli demo``)."""
     from rich.table import Table
 
-    from mattecli.console import console
+    from mattecli.console import console, printable
 
     means = report.mean()
     table = Table(title=f"mean of {len(report.scored)} images ({report.convention})",
@@ -43,7 +45,7 @@ def render_report(report, worst: int) -> None:
         for m in report.metrics:
             detail.add_column(_TITLES[m], justify="right")
         for r in report.worst(worst):
-            detail.add_row(r.name, *(_FORMATS[m].format(r.scores[m]) for m in report.metrics))
+            detail.add_row(printable(r.name), *(_FORMATS[m].format(r.scores[m]) for m in report.metrics))
         console.print(detail)
 
 
@@ -130,10 +132,12 @@ def register(app: typer.Typer) -> None:
                                                     "with their trimaps into PRED_DIR, then score them."),
         device: str = typer.Option("auto", "--device", help="With --weights: auto, cpu, cuda or cuda:N."),
         batch_size: int = typer.Option(1, "--batch-size", min=1, help="With --weights: images per batch."),
+        max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient and Connectivity over the unknown region."""
         from mattecli.errors import MatteError
 
+        apply_max_pixels(max_pixels)
         if pred_dir is None:
             if weights is None or data is None:
                 raise MatteError("give PRED_DIR (or --weights CKPT --data DATASET to predict first)")

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 
 def register(app: typer.Typer) -> None:
     @app.command("matte")
@@ -33,17 +35,19 @@ def register(app: typer.Typer) -> None:
         alpha_16bit: bool = typer.Option(False, "--alpha-16bit", help="Write alpha as 16-bit PNG."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo images whose outputs already exist."),
         shard: str = typer.Option("1/1", "--shard", help="I/N: process only block I of N (1-based)."),
+        max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
         from rich.table import Table
 
         from mattecli.cli.options import parse_color, parse_kinds
         from mattecli.shards import parse_shard
-        from mattecli.console import console, progress
+        from mattecli.console import console, printable, progress
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
         from mattecli.inference.methods import build_method
         from mattecli.io.images import read_rgb
 
+        apply_max_pixels(max_pixels)
         options = MatteOptions(
             input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), trimap=trimap, clicks=clicks,
             background=background, click_radius=click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
@@ -64,6 +68,6 @@ def register(app: typer.Typer) -> None:
         if summary.failures:
             table = Table("input", "problem", title="failed", title_style="bold red")
             for name, problem in summary.failures:
-                table.add_row(name, problem)
+                table.add_row(printable(name), printable(problem))
             console.print(table)
             raise typer.Exit(1)

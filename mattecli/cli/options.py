@@ -1,9 +1,27 @@
 """Parsing of flag text shared by several commands, so a colour or an output list reads the same everywhere."""
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Iterable, Optional
+
+import typer
 
 from mattecli.errors import MatteError
+
+MAX_PIXELS_HELP = ("Refuse images (and video frames) above this many pixels, read from the header before "
+                   "decoding [default: 67108864, i.e. 8192x8192; or $MATTECLI_MAX_PIXELS].")
+
+
+def max_pixels_option() -> Optional[int]:
+    """The shared ``--max-pixels`` option (see mattecli.io.images.DEFAULT_MAX_PIXELS and docs/limits.md)."""
+    return typer.Option(None, "--max-pixels", min=1, help=MAX_PIXELS_HELP, show_default=False)
+
+
+def apply_max_pixels(value: Optional[int]) -> None:
+    """Make ``--max-pixels`` take effect in this process and the workers it starts."""
+    if value is not None:
+        from mattecli.io.images import set_max_pixels
+
+        set_max_pixels(value)
 
 COLOR_NAMES = {"white": (255, 255, 255), "black": (0, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
                "red": (255, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}

@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
+
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
 
 
 def register(app: typer.Typer) -> None:
@@ -15,10 +18,13 @@ def register(app: typer.Typer) -> None:
         width: int = typer.Option(320, "--width", min=32, help="Typical foreground width."),
         height: int = typer.Option(256, "--height", min=32, help="Typical foreground height."),
         seed: int = typer.Option(0, "--seed", help="Same seed, same bytes."),
+        max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Write procedural foregrounds with alpha (strands, motion blur, veils, holes) and backgrounds."""
         from mattecli.console import console
         from mattecli.data.samples import write_samples
+
+        apply_max_pixels(max_pixels)
 
         s = write_samples(out, seed=seed, foregrounds=foregrounds, backgrounds=backgrounds, size=(width, height))
         console.print(f"wrote {len(s.names)} foregrounds to {s.fg_dir} (alphas in {s.alpha_dir}) "

@@ -6,6 +6,8 @@ from typing import Any, Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 train_app = typer.Typer(help="Train a matting network (checkpoints, resume, validation, multi-GPU with torchrun).",
                         no_args_is_help=True)
 
@@ -61,8 +63,10 @@ def dim(
     init_from: Optional[Path] = typer.Option(None, "--init-from",
                                              help="A DIM checkpoint (trained or `weights import`ed): the first stage "
                                                   "starts from its weights (not its optimiser)."),
+    max_pixels: Optional[int] = max_pixels_option(),
 ) -> None:
     """Deep Image Matting (Xu et al. 2017): encoder-decoder, refinement, then joint fine-tuning."""
+    apply_max_pixels(max_pixels)
     if amp is not None and amp not in ("bf16", "fp16", "none"):
         raise typer.BadParameter("expected bf16, fp16 or none", param_hint="--amp")
     flags = {"iters": iters, "batch_size": batch_size, "seed": seed, "workers": workers, "amp": amp,

@@ -6,6 +6,8 @@ from typing import Optional
 
 import typer
 
+from mattecli.cli.options import apply_max_pixels, max_pixels_option
+
 CAPTURE_TIPS = ("Capture tips (Background Matting): lock exposure and focus, film the plate from the same spot, "
                 "avoid shadows on the background and subject colours close to it.")
 
@@ -42,6 +44,7 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="--weights: auto, cpu, cuda or cuda:N."),
         precision: str = typer.Option("fp32", "--precision", help="--weights: fp32, fp16 (CUDA) or bf16."),
         batch_size: int = typer.Option(4, "--batch-size", min=1, help="--weights: frames per batch."),
+        max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Matte a video against a clean background plate, without trained weights (or with --weights).
 
@@ -51,6 +54,7 @@ def register(app: typer.Typer) -> None:
         from mattecli.errors import BadInput, MatteError
         from mattecli.inference.video import ALPHA_FORMATS, OUTPUT_KINDS, RGBA_FORMATS
 
+        apply_max_pixels(max_pixels)
         kinds = parse_kinds(output, OUTPUT_KINDS)
         if rgba_format not in RGBA_FORMATS:
             raise MatteError(f"--rgba-format '{rgba_format}': choose one of {', '.join(RGBA_FORMATS)}")
@@ -85,9 +89,11 @@ def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colou
     from mattecli.inference.plate import PlateMatting, PlateSettings
     from mattecli.inference.video import (VideoJob, background_source, check_plate, fps_text, plate_source,
                                           run_video)
+    from mattecli.io.images import check_pixels
     from mattecli.io.video import probe_video
 
     info = probe_video(input)
+    check_pixels(input, info.width, info.height, "each frame")
     size = (info.width, info.height)
     job = VideoJob(input=input, out_dir=out, plate=plate_source(background, size), outputs=kinds,
                    background=(background_source(bg_image or bg_video, size) if (bg_image or bg_video) else None),

@@ -122,6 +122,10 @@ def find_foregrounds(fg_dir: Path, alpha_dir: Path, fg_names: Path | None, repor
         if a is None:
             report.add("foregrounds without alpha", f"{p}: foreground without an alpha (no {key}.* in {alpha_dir})")
             continue
+        if p.stem.startswith("."):
+            report.add("hidden names", f"{p}: a name starting with a dot would make hidden outputs "
+                                       f"({p.stem}_0.png); rename the foreground and its alpha")
+            continue
         if p.stem in seen:
             report.add("duplicate names", f"{p}: same name as {seen[p.stem]}; composites are named by "
                                           f"file name, so names must be unique")

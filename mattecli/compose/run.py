@@ -42,6 +42,7 @@ class ComposeSummary:
     manifest_records: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)  # composites of this run not on disk after it
 
     @property
     def complete(self) -> bool:
@@ -153,6 +154,8 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
 
     say = say or (lambda line: console.print(line, soft_wrap=True, markup=False))
     started = time.perf_counter()
+    if o.out.is_dir():
+        state.check_output_folders(o.out)  # before anything is written (the samples too)
     fg_dir, alpha_dir, source = _sources(o)
     report = Problems()
     foregrounds = find_foregrounds(fg_dir, alpha_dir, o.fg_names, report)
@@ -169,7 +172,8 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
         say(f"note: {note}")
 
     fingerprint = _fingerprint(o, plan_digest(foregrounds, plan))
-    o.out.mkdir(parents=True, exist_ok=True)
+    atomic.ensure_folder(o.out)
+    state.check_output_folders(o.out)
     lock = state.RunLock(o.out)
     try:
         if lock.try_exclusive():  # alone in this folder: safe to clean up after killed runs
@@ -221,6 +225,9 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
         finally:
             with state.exclusive(o.out):
                 summary.manifest_records = state.rebuild_manifest(o.out, foregrounds, plan, o.trimaps, o.plates)
+                failed = {name for name, _ in summary.failures}
+                summary.missing = [c.name for c in mine if c.name not in failed and not
+                                   state.is_done(o.out, foregrounds[c.fg], c, o.trimaps, o.plates)]
                 state.write_card(o.out, _card(o, fingerprint, foregrounds, source, plan, per_fg,
                                               summary.manifest_records))
             summary.seconds = time.perf_counter() - started

@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from mattecli.compose.inputs import Foreground
-from mattecli.compose.layout import CARD_NAME, OUTPUT_DIRS, composite_outputs
+from mattecli.compose.layout import CARD_NAME, OUTPUT_DIRS, SAMPLES_DIR, composite_outputs
 from mattecli.compose.plan import Composite
-from mattecli.data.manifest import Record, write_manifest
+from mattecli.data.manifest import PATH_KEYS, Record, read_manifest, write_manifest
 from mattecli.errors import MatteError
 from mattecli.io import atomic
 
@@ -97,20 +97,45 @@ def is_done(out: Path, fg: Foreground, c: Composite, trimaps: bool, plates: bool
     return all(os.path.exists(out / p) for p in paths)
 
 
+def check_output_folders(out: Path) -> None:
+    """Every output folder must be a real folder inside ``out``: compose never writes into, nor
+    deletes through, a symbolic link that leads out of it (someone else's files)."""
+    for d in (*OUTPUT_DIRS, SAMPLES_DIR):
+        folder = out / d
+        if folder.is_symlink() and not atomic.is_inside(folder, out):
+            raise MatteError(f"{folder}: is a symbolic link out of --out (to {os.path.realpath(folder)}); "
+                             f"compose writes and deletes only inside {out}: remove the link or choose another --out")
+        if folder.exists() and not folder.is_dir():
+            raise MatteError(f"{folder}: is a file, not a folder; compose needs it for its outputs")
+
+
+def _previous_outputs(out: Path) -> set[str]:
+    """The relative paths the previous run's manifest names (its plan's outputs)."""
+    try:
+        records = read_manifest(out)
+    except MatteError:
+        return set()
+    named = set()
+    for r in records:
+        for key in PATH_KEYS:
+            rel = getattr(r, key)
+            if isinstance(rel, str) and rel.split("/", 1)[0] in OUTPUT_DIRS:
+                named.add(rel)
+    return named
+
+
 def remove_unplanned(out: Path, foregrounds: list[Foreground], plan: list[Composite]) -> int:
-    """--overwrite: delete outputs a previous, different plan left in the output folders."""
+    """--overwrite: delete the outputs the previous plan (its manifest) named that this plan does not.
+
+    Only files a plan names are ever deleted, and only inside ``out`` (see
+    :func:`check_output_folders`): a file of any other name in the output folders stays.
+    """
     keep = {fg.fg_out for fg in foregrounds} | {fg.alpha_out for fg in foregrounds}
     for c in plan:
         keep.update(composite_outputs(c.name, True, True).values())
     removed = 0
-    for d in OUTPUT_DIRS:
-        folder = out / d
-        if not folder.is_dir():
-            continue
-        for p in folder.iterdir():
-            if p.is_file() and f"{d}/{p.name}" not in keep:
-                p.unlink()
-                removed += 1
+    for rel in sorted(_previous_outputs(out) - keep):
+        removed += atomic.unlink_inside(out / rel, out)
     return removed
 
 
@@ -119,7 +144,7 @@ def remove_foreground_files(out: Path, foregrounds: list[Foreground]) -> None:
     (a kept copy would pair a changed input's new composites with its old alpha)."""
     for fg in foregrounds:
         for rel in (fg.fg_out, fg.alpha_out):
-            (out / rel).unlink(missing_ok=True)
+            atomic.unlink_inside(out / rel, out)
 
 
 def rebuild_manifest(out: Path, foregrounds: list[Foreground], plan: list[Composite], trimaps: bool,

@@ -58,7 +58,12 @@ def init_worker() -> None:
 
 
 def _place(src: Path, dst: Path, link: bool) -> None:
-    """Hard-link (or copy) ``src`` to ``dst`` atomically; a link costs no space or time."""
+    """Hard-link (or copy) ``src`` to ``dst`` atomically; a link costs no space or time.
+
+    A symbolic link among the inputs is followed: the dataset gets its target's bytes, never a
+    copy of the link (which, if relative, would dangle inside the dataset).
+    """
+    src = Path(os.path.realpath(src))
     with atomic.atomic_path(dst) as tmp:
         tmp.unlink()
         if link:

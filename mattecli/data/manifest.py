@@ -64,14 +64,77 @@ def read_manifest(dataset_dir: str | os.PathLike) -> list[Record]:
     if not isinstance(data, list):
         raise BadInput(path, "expected a list of records (or an object with 'data_list')")
     known = {f.name for f in fields(Record)}
+    root = Path(dataset_dir).resolve()
+    root_text = os.fspath(root)
+    parents: dict[str, tuple[str, set[str]]] = {}
     records = []
     for i, item in enumerate(data):
         if not isinstance(item, dict) or "alpha_path" not in item or "fg_path" not in item:
             raise BadInput(path, f"record {i} lacks alpha_path/fg_path")
-        records.append(Record(**{k: v for k, v in item.items() if k in known}))
+        record = Record(**{k: v for k, v in item.items() if k in known})
+        for key in PATH_KEYS:
+            value = getattr(record, key)
+            if value is not None and not (isinstance(value, str) and value and not os.path.isabs(value)
+                                          and _resolves_inside(root_text, value, parents)):
+                confined_path(dataset_dir, value, f"record {i} ({record_label(record)}) {key}", root)  # raises
+        records.append(record)
     return records
 
 
+def record_label(record: Record) -> str:
+    try:
+        return record.name
+    except TypeError:
+        return "?"
+
+
+def confined_path(dataset_dir: str | os.PathLike, relative: object, where: str = "a record's path",
+                  root: Path | None = None, parents: dict | None = None) -> Path | None:
+    """The file a record names, refused (one line naming the record) unless it lies inside the
+    dataset folder once symbolic links are resolved: a manifest must not make mattecli read
+    ``/etc/passwd`` or ``../../elsewhere``. None stays None. ``parents`` caches resolved folders
+    (a manifest names a few folders many times)."""
+    if relative is None:
+        return None
+    manifest = manifest_path(dataset_dir)
+    if not isinstance(relative, str) or not relative:
+        raise BadInput(manifest, f"{where}: expected a relative path, got {relative!r}")
+    root_text = os.fspath(root or Path(dataset_dir).resolve())
+    if os.path.isabs(relative) or not _resolves_inside(root_text, relative, {} if parents is None else parents):
+        raise BadInput(manifest, f"{where} {relative!r} lies outside the dataset folder {dataset_dir}; "
+                                 f"records must name files inside it")
+    return Path(dataset_dir) / relative
+
+
+def _resolves_inside(root: str, relative: str, parents: dict[str, tuple[str, set[str]]]) -> bool:
+    """Whether ``root/relative`` resolves inside ``root``: each folder is resolved once and listed
+    once for its symbolic links (a manifest names few folders, many files), so a 43,000-record
+    manifest costs a few directory listings, not a stat per path."""
+    folder, name = os.path.split(relative)
+    known = parents.get(folder)
+    if known is None:
+        resolved = os.path.realpath(os.path.join(root, folder))
+        try:
+            with os.scandir(resolved) as entries:
+                links = {e.name for e in entries if e.is_symlink()}
+        except OSError:  # missing or unreadable: its files are reported missing by whoever opens them
+            links = set()
+        known = parents[folder] = (resolved, links)
+    resolved, links = known
+    target = os.path.join(resolved, name)
+    if name in ("", ".", "..") or name in links:
+        target = os.path.realpath(target)
+    return target == root or target.startswith(root.rstrip(os.sep) + os.sep)
+
+
 def resolve(dataset_dir: str | os.PathLike, relative: str | None) -> Path | None:
-    """Absolute path of a record's relative path."""
-    return None if relative is None else Path(dataset_dir) / relative
+    """Path of a record's relative path. Records from :func:`read_manifest` are already checked
+    with symbolic links resolved; this repeats the cheap part (no absolute path, no ``..`` out of
+    the folder) for paths from anywhere else, without a file-system call per path."""
+    if relative is None:
+        return None
+    if not isinstance(relative, str) or not relative or os.path.isabs(relative) \
+            or os.path.normpath(relative).split(os.sep, 1)[0] == "..":
+        raise BadInput(manifest_path(dataset_dir), f"{relative!r} lies outside the dataset folder {dataset_dir}; "
+                                                   "records must name files inside it")
+    return Path(dataset_dir) / relative

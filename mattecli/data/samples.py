@@ -15,7 +15,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mattecli.io.images import write_image
+from mattecli.errors import MatteError
+from mattecli.io.images import max_pixels, write_image
 from mattecli.seeding import rng_for
 
 SUPERSAMPLE = 4
@@ -135,6 +136,18 @@ def generate_background(seed: int, name: str, width: int, height: int) -> np.nda
     return np.clip(img + noise, 0, 255).astype(np.uint8)
 
 
+def check_sample_size(size: tuple[int, int]) -> None:
+    """Refuse (one line) a size whose largest working image exceeds the pixel limit: a
+    foreground is drawn at SUPERSAMPLE x its size (up to 1.15 x ``size``), a background is
+    up to 2.6 x 2 times ``size``."""
+    w0, h0 = size
+    largest = int(max((SUPERSAMPLE * 1.15) ** 2, 2.6 * 2.0) * w0 * h0)
+    limit = max_pixels()
+    if largest > limit:
+        raise MatteError(f"--width {w0} --height {h0}: the samples would need {largest / 1e6:.1f}-megapixel working "
+                         f"images, above --max-pixels {limit} ({limit / 1e6:.1f} megapixels); choose a smaller size")
+
+
 def write_samples(out_dir: str | os.PathLike, seed: int = 0, foregrounds: int = 6, backgrounds: int = 12,
                   size: tuple[int, int] = (320, 256)) -> SampleSet:
     """Write ``fg/``, ``alpha/`` (PNG) and ``bg/`` (JPEG) under ``out_dir``; deterministic by seed.
@@ -143,6 +156,7 @@ def write_samples(out_dir: str | os.PathLike, seed: int = 0, foregrounds: int = 
     foregrounds (so compose must upscale them) to twice their size.
     """
     out = Path(out_dir)
+    check_sample_size(size)
     rng = rng_for(seed, "sizes")
     names, bgs = [], []
     w0, h0 = size

@@ -75,8 +75,8 @@ def build_model(family: str, config: dict[str, Any] | None = None) -> nn.Module:
         raise MatteError(f"model_config of family '{family}' is not a mapping (got {type(config).__name__})")
     try:
         model = _BUILDERS[family](**(config or {}))
-    except (TypeError, ValueError) as exc:
-        raise MatteError(f"model_config does not fit family '{family}': {exc}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
+        raise MatteError(f"model_config does not fit family '{family}': {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from None
     if getattr(model, "guidance", None) not in GUIDANCE_KINDS:
         raise MatteError(f"family '{family}' declares no valid guidance kind")
     return model
@@ -105,6 +105,13 @@ def get_family(name: str) -> Any:
     return family
 
 
+def state_dict_problem(exc: BaseException) -> str:
+    """The first concrete line of a ``load_state_dict`` error (torch's first line is only a heading)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    detail = [ln for ln in lines if not ln.startswith("Error(s) in loading")]
+    return ((detail or lines or [type(exc).__name__])[0])[:200]
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a network from a checkpoint file alone; returns (model in eval mode, checkpoint)."""
     from mattecli.io.checkpoint import load_checkpoint
@@ -117,5 +124,5 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:
-        raise BadInput(path, f"weights do not fit the '{ckpt['family']}' network ({str(exc).splitlines()[0][:160]})") from None
+        raise BadInput(path, f"weights do not fit the '{ckpt['family']}' network ({state_dict_problem(exc)})") from None
     return model.to(device).eval(), ckpt

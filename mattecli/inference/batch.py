@@ -27,6 +27,7 @@ from mattecli.data.trimap import normalise_trimap
 from mattecli.errors import BadInput, MatteError
 from mattecli.shards import check_shard, shard_range
 from mattecli.inference.clicks import DEFAULT_RADIUS, Click, clicks_for, read_clicks
+from mattecli.io.atomic import ensure_folder
 from mattecli.io.images import is_image, list_images, read_alpha, read_rgb, write_image
 
 OUTPUT_KINDS = ("alpha", "rgba", "fg", "comp", "trimap", "uncertainty")
@@ -334,6 +335,7 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
     """
     plan = plan or plan_matte(options, method)
     guidance, writer, items = plan.guidance, plan.writer, plan.items
+    ensure_folder(options.out)  # an --out that is a file: one line, not one failure per image
     summary = MatteSummary(total=len(items))
     if on_start is not None:
         on_start(len(items))

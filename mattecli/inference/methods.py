@@ -75,6 +75,9 @@ class ClassicalMethod(Method):
             labels = constraint_map(job.guidance, h, w, self.click_radius, path=job.item.path)
             if not np.any(labels == FOREGROUND):
                 raise BadInput(job.item.path, "its clicks mark no foreground (add a click with \"label\": \"fg\")")
+            if not np.any(labels == BACKGROUND):
+                raise BadInput(job.item.path, "its clicks mark no background (add a click with \"label\": \"bg\"); "
+                                              "with foreground clicks alone every pixel would be opaque")
             return closed_form_alpha(job.image, constraints=labels)
         from mattecli.inference.plate import trimap_from_plate
 

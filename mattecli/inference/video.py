@@ -23,6 +23,7 @@ import numpy as np
 
 from mattecli.errors import BadInput, MatteError
 from mattecli.io import atomic
+from mattecli.io.locks import ExclusiveLock
 from mattecli.io.video import FORMATS, PngSequenceWriter, VideoInfo, VideoWriter, probe_video, read_frames
 
 OUTPUT_KINDS = ("comp", "alpha", "rgba", "fg")
@@ -287,7 +288,18 @@ def run_video(job: VideoJob, method: FrameMethod | Callable, progress: Callable[
             kinds.append(kind)
     if not kinds:
         return report
-    kinds_t = tuple(kinds)
+    # One run at a time per input name and folder: a second run would delete the first's
+    # temporaries (they carry the output's name) and race it to the final names.
+    atomic.ensure_folder(job.out_dir)
+    lock_path = job.out_dir / f".mattecli-video-{job.input.stem}.lock"
+    with ExclusiveLock(lock_path, f"{job.out_dir}: another mattecli video run is writing {job.input.stem}_* "
+                                  f"outputs there; wait for it to finish or choose another --out"):
+        return _run_locked(job, method, tuple(kinds), report, start, info, progress, on_frame_result)
+
+
+def _run_locked(job: VideoJob, method: FrameMethod | Callable, kinds_t: tuple[str, ...], report: VideoReport,
+                start: float, info: VideoInfo, progress: Callable[[int], None] | None,
+                on_frame_result: Callable[[np.ndarray, object], None] | None) -> VideoReport:
     check_plate(job, info, getattr(method, "align", False))
     colour = np.empty((info.height, info.width, 3), np.uint8)
     colour[:] = job.bg_colour

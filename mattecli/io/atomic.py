@@ -16,6 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from mattecli.errors import CannotWrite
+
 TEMP_MARK = ".mattecli-tmp-"
 
 
@@ -38,7 +40,7 @@ def temp_beside(path: Path) -> Path:
 
     mkstemp makes private 0600 files; outputs get the usual mode once moved into place.
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=path.suffix, dir=path.parent)
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)
@@ -47,23 +49,49 @@ def temp_beside(path: Path) -> Path:
 
 def temp_dir_beside(path: Path) -> Path:
     """A new temporary folder in ``path``'s folder (created), with the mode a plain mkdir() gives."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+    ensure_folder(path.parent)
     tmp = tempfile.mkdtemp(prefix=_temp_prefix(path), dir=path.parent)
     os.chmod(tmp, 0o777 & ~_UMASK)
     return Path(tmp)
+
+
+def ensure_folder(path: str | os.PathLike) -> Path:
+    """Create an output folder (and its parents), or say in one line why it cannot be."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise CannotWrite(path, "it is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise CannotWrite(exc.filename or path, exc) from None
+    return path
 
 
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
     path = Path(path)
-    tmp_path = temp_beside(path)
+    try:
+        tmp_path = temp_beside(path)
+    except OSError as exc:  # read-only, full, or a file where the folder should be
+        raise CannotWrite(path, exc) from None
     try:
         yield tmp_path
         os.replace(tmp_path, path)
-    except BaseException:
-        tmp_path.unlink(missing_ok=True)
+    except BaseException as exc:
+        try:
+            tmp_path.unlink(missing_ok=True)
+        except OSError:
+            pass
+        if isinstance(exc, OSError) and _about_output(exc, path, tmp_path):
+            raise CannotWrite(path, exc) from None
         raise
+
+
+def _about_output(exc: OSError, path: Path, tmp: Path) -> bool:
+    """Whether an OSError inside :func:`atomic_path` concerns the output (not a file being read)."""
+    names = {n for n in (exc.filename, exc.filename2) if n is not None}
+    return not names or bool(names & {str(path), str(tmp), os.fspath(path), os.fspath(tmp)})
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -80,6 +108,31 @@ def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> Non
     write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
 
 
+def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Whether ``path`` (symbolic links resolved) lies in ``root`` (resolved too)."""
+    try:
+        Path(path).resolve().relative_to(Path(root).resolve())
+        return True
+    except ValueError:
+        return False
+
+
+def unlink_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:
+    """Delete the file (or symbolic link) ``path`` only if its folder lies in ``root``, links resolved.
+
+    A link is removed itself, never its target; a folder on the way that is a link out of
+    ``root`` makes this refuse (returns False) instead of deleting someone else's file.
+    """
+    path = Path(path)
+    if not is_inside(path.parent, root) or path.is_dir() and not path.is_symlink():
+        return False
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        return False
+    return True
+
+
 def remove_stale_temps(folder: str | os.PathLike, output: str | os.PathLike | None = None) -> int:
     """Delete temporaries (files or folders) left by a killed run; they are never valid outputs.
 
@@ -88,9 +141,12 @@ def remove_stale_temps(folder: str | os.PathLike, output: str | os.PathLike | No
     """
     pattern = f"{_temp_prefix(Path(output))}*" if output is not None else f"{TEMP_MARK}*"
     found = Path(output).parent.glob(pattern) if output is not None else Path(folder).rglob(pattern)
+    root = Path(folder) if output is None else Path(output).parent
     n = 0
     for p in list(found):
-        if p.is_dir():
+        if not is_inside(p.parent, root):  # never through a link out of the folder
+            continue
+        if p.is_dir() and not p.is_symlink():
             shutil.rmtree(p, ignore_errors=True)
         else:
             p.unlink(missing_ok=True)

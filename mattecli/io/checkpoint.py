@@ -8,12 +8,13 @@ keyword arguments that rebuild the network) and ``model`` (its state dict), so
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from mattecli.errors import BadInput
+from mattecli.errors import BadInput, CannotWrite
 from mattecli.io import atomic
 
 REQUIRED_KEYS = ("family", "model_config", "model")
@@ -24,7 +25,20 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     if missing:
         raise ValueError(f"checkpoint payload lacks {missing}")
     with atomic.atomic_path(path) as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:  # torch's zip writer reports a full disk as an "enforce fail"
+            raise CannotWrite(path, _save_failure(tmp, exc)) from None
+
+
+def _save_failure(tmp: Path, exc: RuntimeError) -> str:
+    try:
+        if shutil.disk_usage(tmp.parent).free < (1 << 20):
+            return "no space left on device"
+    except OSError:
+        pass
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"torch.save failed ({first[:160]})"
 
 
 def load_torch_file(path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu") -> Any:
@@ -39,8 +53,24 @@ def load_torch_file(path: str | os.PathLike, what: str, map_location: str | torc
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - see the docstring
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc).strip()
+        if "Weights only load failed" in text:
+            raise BadInput(path, f"refused: loading this {what} would run code from the file "
+                                 f"({_unpickler_reason(text)}); mattecli loads only tensors and plain values") from None
+        first = text.splitlines()[0] if text else type(exc).__name__
         raise BadInput(path, f"not a loadable {what} ({first[:160]})") from None
+
+
+def _unpickler_reason(text: str) -> str:
+    """The one useful clause of torch's long weights-only refusal, e.g. "unsupported GLOBAL posix.system"."""
+    for paragraph in text.split("\n\n"):
+        line = " ".join(paragraph.split())
+        if not line or line.startswith(("Weights only load failed", "Check the documentation")):
+            continue
+        line = line.split("WeightsUnpickler error:", 1)[-1].strip()
+        line = line.removeprefix("Trying to load ").rstrip(".")
+        return line[:160]
+    return "an object that is not a tensor or a plain value"
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:

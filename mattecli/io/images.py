@@ -18,6 +18,45 @@ from mattecli.io import atomic
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".bmp")
 
+# --- the size limit --------------------------------------------------------------------
+# A small file can declare an enormous image (a 1 MB PNG of 20000x20000 pixels decodes to
+# 1.2 GB and the matting after it needs many times that). Every reader checks the size the
+# header declares against this limit before decoding. 64 Mi pixels (8192x8192; a 6000x4000
+# camera photo is 24 M) keeps the decoded image and the float working copies of the methods
+# within a few GiB of a 24 GiB machine. ``--max-pixels`` (matte, compose, eval, train,
+# video, samples) changes it; the value travels to worker processes in MAX_PIXELS_ENV.
+DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+MAX_PIXELS_ENV = "MATTECLI_MAX_PIXELS"
+
+
+def max_pixels() -> int:
+    """The current limit: ``MATTECLI_MAX_PIXELS`` when set (by ``set_max_pixels`` or the user), else the default."""
+    text = os.environ.get(MAX_PIXELS_ENV, "")
+    try:
+        value = int(text)
+    except ValueError:
+        return DEFAULT_MAX_PIXELS
+    return value if value > 0 else DEFAULT_MAX_PIXELS
+
+
+def set_max_pixels(limit: int | None) -> None:
+    """Set the limit for this process and the worker processes it starts (None: the default)."""
+    if limit is None:
+        os.environ.pop(MAX_PIXELS_ENV, None)
+        return
+    if limit < 1:
+        raise ValueError("the pixel limit must be positive")
+    os.environ[MAX_PIXELS_ENV] = str(int(limit))
+
+
+def check_pixels(path: object, width: int, height: int, what: str = "image") -> None:
+    """One line naming the file when ``width`` x ``height`` exceeds :func:`max_pixels`."""
+    limit = max_pixels()
+    if width * height > limit:
+        raise BadInput(path, f"{what} is {width}x{height} ({width * height / 1e6:.1f} megapixels), above "
+                             f"--max-pixels {limit} ({limit / 1e6:.1f} megapixels); raise the limit if the "
+                             f"machine has the memory for it")
+
 
 @dataclass(frozen=True)
 class ImageInfo:
@@ -83,11 +122,8 @@ def _probe_png(path: Path, head: bytes, size: int) -> ImageInfo:
 _JPEG_TRAILER_WINDOW = 1 << 16
 
 
-def _probe_jpeg(path: Path, size: int) -> ImageInfo:
-    with open(path, "rb") as f:
-        data = f.read(min(size, 1 << 20))
-        f.seek(max(0, size - _JPEG_TRAILER_WINDOW))
-        window = f.read()
+def _jpeg_frame(data: bytes) -> ImageInfo | None:
+    """Size and components from a JPEG's frame header (SOF) in ``data``; None if not found."""
     i = 2
     info = None
     while i + 9 < len(data):
@@ -104,6 +140,15 @@ def _probe_jpeg(path: Path, size: int) -> ImageInfo:
             info = ImageInfo(width, height, 3 if comps >= 3 else 1, 8)
             break
         i += 2 + seg_len
+    return info
+
+
+def _probe_jpeg(path: Path, size: int) -> ImageInfo:
+    with open(path, "rb") as f:
+        data = f.read(min(size, 1 << 20))
+        f.seek(max(0, size - _JPEG_TRAILER_WINDOW))
+        window = f.read()
+    info = _jpeg_frame(data)
     if info is None:
         raise BadInput(path, "corrupt JPEG (no frame header)")
     if b"\xff\xd9" not in window:
@@ -127,10 +172,14 @@ def probe_image(path: str | os.PathLike) -> ImageInfo:
     if size == 0:
         raise BadInput(path, "empty file")
     if head.startswith(_PNG_SIGNATURE):
-        return _probe_png(path, head, size)
+        info = _probe_png(path, head, size)
+        check_pixels(path, info.width, info.height)
+        return info
     if head.startswith(b"\xff\xd8"):
-        return _probe_jpeg(path, size)
-    arr = read_raw(path)
+        info = _probe_jpeg(path, size)
+        check_pixels(path, info.width, info.height)
+        return info
+    arr = read_raw(path)  # checks the size before decoding
     channels = 1 if arr.ndim == 2 else arr.shape[2]
     return ImageInfo(arr.shape[1], arr.shape[0], channels, 16 if arr.dtype == np.uint16 else 8)
 
@@ -149,6 +198,9 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
     head, tail = buf[:8].tobytes(), buf[-12:].tobytes()
     if head.startswith(_PNG_SIGNATURE):
         check_complete(path, head, tail)  # before decoding: libpng would print an error of its own
+    declared = _declared_size(buf)
+    if declared is not None:
+        check_pixels(path, *declared)  # before decoding: the header may declare gigapixels
     arr = cv2.imdecode(buf, cv2.IMREAD_UNCHANGED)
     if arr is None:
         # JPEGs are only checked when they fail: data after the end marker (a phone's motion
@@ -169,6 +221,32 @@ def read_raw(path: str | os.PathLike) -> np.ndarray:
         elif arr.shape[2] == 4:
             arr = cv2.cvtColor(arr, cv2.COLOR_BGRA2RGBA)
     return arr
+
+
+def _declared_size(buf: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) the header of an encoded image declares, without decoding; None if unknown."""
+    head = buf[:33].tobytes()
+    if head.startswith(_PNG_SIGNATURE) and len(head) >= 24 and head[12:16] == b"IHDR":
+        return struct.unpack(">II", head[16:24])
+    if head.startswith(b"\xff\xd8"):
+        info = _jpeg_frame(buf[: 1 << 20].tobytes())
+        return None if info is None else (info.width, info.height)
+    import io
+    import warnings
+
+    from PIL import Image
+
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    try:  # TIFF, WebP, BMP: Pillow reads the size from the header lazily
+        Image.MAX_IMAGE_PIXELS = None  # the limit here is mattecli's, checked by the caller
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(io.BytesIO(buf.tobytes())) as im:
+                return im.size
+    except Exception:  # noqa: BLE001 - unknown to Pillow: OpenCV decides
+        return None
+    finally:
+        Image.MAX_IMAGE_PIXELS = bomb_limit
 
 
 def to_uint8(arr: np.ndarray) -> np.ndarray:

@@ -29,7 +29,7 @@ from typing import Iterator, Self
 
 import numpy as np
 
-from mattecli.errors import BadInput
+from mattecli.errors import BadInput, CannotWrite
 from mattecli.io import atomic
 from mattecli.io.images import write_image
 
@@ -233,6 +233,10 @@ class VideoWriter(_StagedOutput):
         pix_fmt_out = fmt.pix_fmt_out
         if pix_fmt_out == "yuv420p" and (size[0] % 2 or size[1] % 2):
             pix_fmt_out = "yuv444p"  # 4:2:0 needs even sides; never rescale the user's frames
+        if fmt.codec == "qtrle" and pix_fmt_out == "gray" and size[0] % 4:
+            # QuickTime Animation's grey mode needs a width divisible by 4: the same grey in
+            # three equal RGB channels instead (still lossless; read_mattes takes channel 0)
+            pix_fmt_out = "rgb24"
         cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-loglevel", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", fmt.pix_fmt_in, "-s", f"{size[0]}x{size[1]}",
                "-framerate", f"{fps.numerator}/{fps.denominator}", "-i", "pipe:0"]
@@ -251,6 +255,14 @@ class VideoWriter(_StagedOutput):
         lines = [ln.strip() for ln in self._log.read().decode("utf-8", "replace").splitlines() if ln.strip()]
         return lines[-1][:200] if lines else f"exit status {self._proc.returncode}"
 
+    def _disk_full(self) -> bool:
+        """Whether ffmpeg's log (any line, not only the last) reports a full disk."""
+        try:
+            self._log.seek(0)
+            return b"No space left on device" in self._log.read()
+        except (OSError, ValueError):
+            return False
+
     def write(self, frame: np.ndarray) -> None:
         w, h = self.size
         if frame.shape[:2] != (h, w) or (frame.shape[2] if frame.ndim == 3 else 1) != self._channels:
@@ -260,7 +272,10 @@ class VideoWriter(_StagedOutput):
         except (BrokenPipeError, OSError):
             self._proc.wait()
             self.abort()
-            raise BadInput(self.path, f"ffmpeg stopped while encoding: {self._ffmpeg_error()}") from None
+            why = self._ffmpeg_error()
+            if self._disk_full():
+                raise CannotWrite(self.path, "no space left on device") from None
+            raise BadInput(self.path, f"ffmpeg stopped while encoding: {why}") from None
         self.frames += 1
 
     def close(self) -> None:
@@ -273,7 +288,10 @@ class VideoWriter(_StagedOutput):
         if rc != 0 or self.frames == 0:
             why = self._ffmpeg_error() if rc != 0 else "no frames to write"
             self._tmp.unlink(missing_ok=True)
+            full = self._disk_full()
             self._log.close()
+            if full:
+                raise CannotWrite(self.path, "no space left on device")
             raise BadInput(self.path, f"ffmpeg failed to write it: {why}")
         self._log.close()
         os.replace(self._tmp, self.path)
@@ -310,7 +328,9 @@ class PngSequenceWriter(_StagedOutput):
         self.frames += 1
 
     def close(self) -> None:
-        if self.path.exists():
+        if self.path.is_symlink() or self.path.is_file():
+            self.path.unlink()  # a link is replaced itself; what it points to is left alone
+        elif self.path.exists():
             shutil.rmtree(self.path)
         os.replace(self._tmp, self.path)
 

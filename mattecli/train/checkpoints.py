@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from mattecli.errors import BadInput
 from mattecli.io import atomic
 from mattecli.io.checkpoint import load_checkpoint, save_checkpoint
 
@@ -88,6 +89,33 @@ def save_training_checkpoint(path: str | os.PathLike, *, family: str, model_conf
 def load_training_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint loaded with ``weights_only=True`` (see mattecli.io.checkpoint)."""
     return load_checkpoint(path, map_location="cpu")
+
+
+RESUME_KEYS = {"step": int, "epoch": int, "stage": str, "recipe": dict, "optimizer": dict, "scheduler": dict,
+               "rng": dict}
+
+
+def check_resume_state(path: str | os.PathLike, state: dict[str, Any], family: str, stage: str) -> None:
+    """Refuse, in one line naming the file, a ``last.pt`` that ``--resume`` cannot continue:
+    another family's or stage's run, or a state with missing or malformed parts."""
+    if state.get("family") != family or state.get("stage") != stage:
+        raise BadInput(path, f"holds a '{state.get('family')}' run of stage '{state.get('stage')}', not "
+                             f"'{family}' stage '{stage}'; resume it with its own command, or choose another --out")
+    for key, kind in RESUME_KEYS.items():
+        if not isinstance(state.get(key), kind) or kind is int and isinstance(state.get(key), bool):
+            got = "missing" if key not in state else f"a {type(state[key]).__name__}"
+            raise BadInput(path, f"not a resumable training checkpoint: '{key}' is {got}, expected a {kind.__name__}")
+    if state["step"] < 0:
+        raise BadInput(path, f"not a resumable training checkpoint: step {state['step']} is negative")
+    optimizer = state["optimizer"]
+    if not isinstance(optimizer.get("state"), dict) or not isinstance(optimizer.get("param_groups"), list) \
+            or not optimizer["param_groups"]:
+        raise BadInput(path, "not a resumable training checkpoint: the optimiser state is empty or malformed")
+    rng = state["rng"]
+    if not isinstance(rng.get("torch"), torch.Tensor) or not isinstance(rng.get("numpy"), dict) \
+            or not isinstance(rng.get("python"), (list, tuple)):
+        raise BadInput(path, "not a resumable training checkpoint: its random-generator states are missing "
+                             "or malformed (needed to continue bit for bit)")
 
 
 def publish_best(stage_best: str | os.PathLike, run_best: str | os.PathLike) -> None:

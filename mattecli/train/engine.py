@@ -32,9 +32,9 @@ from torch.utils.data import DataLoader, DistributedSampler
 
 from mattecli.console import console
 from mattecli.devices import device_name
-from mattecli.errors import MatteError
+from mattecli.errors import BadInput, MatteError
 from mattecli.io import atomic
-from mattecli.families.registry import build_model
+from mattecli.families.registry import build_model, state_dict_problem
 from mattecli.seeding import derive_seed
 from mattecli.train import checkpoints as ckpts
 from mattecli.train import distributed
@@ -137,6 +137,15 @@ def load_weights_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
                       f"their initial values (e.g. {result.missing_keys[0]})")
 
 
+def _restore(path: Path, what: str, load: Any) -> None:
+    """Load one part of a resume state; a part that does not fit is one line naming the file."""
+    try:
+        load()
+    except (RuntimeError, ValueError, KeyError, TypeError, IndexError, AttributeError) as exc:
+        raise BadInput(path, f"its {what} do not fit this run ({state_dict_problem(exc)}); "
+                             "choose another --out to start afresh") from None
+
+
 def _progress(disable: bool):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -168,14 +177,12 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
     state = None
     if resume and last_path.is_file():
         state = ckpts.load_training_checkpoint(last_path)
-        if state.get("stage") != stage or state.get("family") != family.name:
-            raise MatteError(f"{last_path}: holds family {state.get('family')} stage {state.get('stage')}, "
-                             f"not {family.name} {stage}")
+        ckpts.check_resume_state(last_path, state, family.name, stage)
         changed = resume_differences(stage_recipe(state["recipe"], stage), flat)
         if changed:
             raise MatteError(f"{last_path}: --resume with a different recipe ({'; '.join(changed)}); "
                              "resume with the original values, or start a new --out")
-        model.load_state_dict(state["model"])
+        _restore(last_path, "weights", lambda: model.load_state_dict(state["model"]))
     elif init_from is not None:
         source = ckpts.load_training_checkpoint(init_from)
         theirs = source.get("model_config") or {}
@@ -204,10 +211,10 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
     scaler = torch.amp.GradScaler("cuda") if use_scaler else None
     best_sad: float | None = None
     if state:
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        _restore(last_path, "optimiser state", lambda: optimizer.load_state_dict(state["optimizer"]))
+        _restore(last_path, "scheduler state", lambda: scheduler.load_state_dict(state["scheduler"]))
         if scaler is not None and state.get("scaler"):
-            scaler.load_state_dict(state["scaler"])
+            _restore(last_path, "grad-scaler state", lambda: scaler.load_state_dict(state["scaler"]))
         best_sad = state.get("best_sad")
     train_model = distributed.wrap(model, ctx)
     if flat["compile"]:
@@ -266,7 +273,7 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
 
     # the loop
     if state:
-        ckpts.restore_rng(state["rng"])
+        _restore(last_path, "random-generator states", lambda: ckpts.restore_rng(state["rng"]))
     model.train()
     step, end = start_step, iters if stop_after is None else min(iters, stop_after)
     val_every, ckpt_every, log_every = int(flat["val_every"]), int(flat["checkpoint_every"]), int(flat["log_every"])
@@ -359,11 +366,13 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
 
 # ----------------------------------------------------------------------------- the run
 
-def stage_complete(run_dir: Path, stage: str, recipe: Mapping[str, Any]) -> bool:
+def stage_complete(run_dir: Path, stage: str, recipe: Mapping[str, Any], family_name: str) -> bool:
     last = ckpts.stage_dir(run_dir, stage) / ckpts.LAST
     if not last.is_file():
         return False
-    return int(ckpts.load_training_checkpoint(last)["step"]) >= int(stage_recipe(recipe, stage)["iters"])
+    state = ckpts.load_training_checkpoint(last)
+    ckpts.check_resume_state(last, state, family_name, stage)
+    return int(state["step"]) >= int(stage_recipe(recipe, stage)["iters"])
 
 
 def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLike, run_dir: str | os.PathLike,
@@ -390,6 +399,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
     if not resume and any(s in existing for s in stages):
         raise MatteError(f"{run_dir}: already holds a training run ({', '.join(existing)}); "
                          "add --resume to continue it, or choose another --out")
+    atomic.ensure_folder(run_dir)  # a file or a read-only folder: one line, before any work
     ctx = distributed.setup(device)
     result = TrainResult(run_dir)
     try:
@@ -407,7 +417,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
                     stage_init = candidate
                 elif ctx.is_main:
                     console.print(f"[yellow]no {candidate}[/]: stage {name} starts from fresh weights")
-            if resume and stage_complete(run_dir, name, recipe):
+            if resume and stage_complete(run_dir, name, recipe, family.name):
                 if ctx.is_main:
                     console.print(f"{family.name} / {name}: already complete, skipped")
                 sdir = ckpts.stage_dir(run_dir, name)

@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 from typing import Any, TextIO
 
+from mattecli.errors import CannotWrite
 from mattecli.io import atomic
 
 LOG_NAME = "log.jsonl"
@@ -32,11 +33,17 @@ class JsonlLog:
         elif self.path.exists():
             kept = [line for line in read_log(self.path) if int(line.get("step", 0)) <= resume_step]
             atomic.write_text(self.path, "".join(json.dumps(r) + "\n" for r in kept))
-        self._file: TextIO = open(self.path, "a", encoding="utf-8")
+        try:
+            self._file: TextIO = open(self.path, "a", encoding="utf-8")
+        except OSError as exc:
+            raise CannotWrite(self.path, exc) from None
 
     def write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps({k: _plain(v) for k, v in record.items()}) + "\n")
-        self._file.flush()
+        try:
+            self._file.write(json.dumps({k: _plain(v) for k, v in record.items()}) + "\n")
+            self._file.flush()
+        except OSError as exc:  # a full disk: name the log, not a bare errno
+            raise CannotWrite(self.path, exc) from None
 
     def close(self) -> None:
         self._file.close()
