@@ -116,7 +116,7 @@ def test_manifest_records_outside_the_dataset_are_refused(tmp_path, capsys, reco
     (ds / "fg" / "link.png").symlink_to(tmp_path / "outside.png")
     with pytest.raises(BadInput, match=r"record 1 \(a\) .* lies outside the dataset folder"):
         read_manifest(ds)
-    from mattecli.families.dim.data import find_samples  # train dim --data reads it the same way
+    from mattecli.data.sources import find_samples  # train dim --data reads it the same way
     with pytest.raises(BadInput, match="record 1"):
         find_samples(ds)
     pred = tmp_path / "pred"
@@ -193,7 +193,7 @@ def test_the_pixel_limit_in_compose_train_data_and_samples(tmp_path, capsys, mon
     s = compose_dataset(_options(tmp_path, per_fg=5))  # 5 of 5 backgrounds: the huge one is used
     assert len(s.failures) == 2 and all("9000x9000" in why for _, why in s.failures)
     assert s.written == 8
-    from mattecli.families.dim.data import check_files, find_samples
+    from mattecli.data.sources import check_files, find_samples
     monkeypatch.setenv(MAX_PIXELS_ENV, "1000")
     with pytest.raises(BadInput, match="above --max-pixels 1000"):
         check_files(find_samples(tmp_path / "ds"))
