@@ -54,6 +54,7 @@ class Job:
     image: np.ndarray  # uint8 HxWx3 RGB
     guidance: np.ndarray | list[Click] | None  # trimap uint8 HxW, plate uint8 HxWx3, clicks
     kind: str  # "trimap", "clicks", "background" or "none"
+    outputs: dict = field(default_factory=dict)  # model outputs a method was asked to keep (keep_outputs)
 
 
 @dataclass
@@ -297,6 +298,15 @@ def plan_matte(options: MatteOptions, method) -> MattePlan:
     return MattePlan(options, guidance, writer, plan_items(options, guidance))
 
 
+def write_result(method, writer: OutputWriter, job: Job, result: tuple[np.ndarray, np.ndarray | None],
+                 kinds: list[str]) -> None:
+    """Write one method result: estimate the foreground colour if the outputs need it and the method gave none."""
+    alpha, fg = result
+    if fg is None and writer.needs_foreground:
+        fg = method.foreground(job.image, alpha)
+    writer.write(job.item, alpha, fg, kinds)
+
+
 def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None] | None = None,
               on_start: Callable[[int], None] | None = None, plan: MattePlan | None = None) -> MatteSummary:
     """Matte every image of ``options.input`` with ``method`` (see ``mattecli.inference.methods``).
@@ -344,10 +354,7 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
             report(job.item, "failed", str(result))
             continue
         try:
-            alpha, fg = result
-            if fg is None and writer.needs_foreground:
-                fg = method.foreground(job.image, alpha)
-            writer.write(job.item, alpha, fg, kinds)
+            write_result(method, writer, job, result, kinds)
         except (MatteError, OSError, ValueError) as exc:
             report(job.item, "failed", str(exc))
             continue
@@ -357,4 +364,4 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
 
 
 __all__ = ["Item", "Job", "MatteOptions", "MattePlan", "MatteSummary", "OutputWriter", "GuidanceFiles", "GuidanceSource",
-           "discover", "output_names", "plan_items", "plan_matte", "run_matte", "OUTPUT_KINDS"]
+           "discover", "output_names", "plan_items", "plan_matte", "run_matte", "write_result", "OUTPUT_KINDS"]

@@ -66,6 +66,19 @@ def read_clicks(path: str | os.PathLike) -> dict[str, list[Click]]:
     return out
 
 
+def clicks_to_json(clicks: dict[str, list[Click]]) -> dict[str, list[dict[str, object]]]:
+    """The JSON object :func:`read_clicks` reads back to the same clicks (floats round-trip exactly)."""
+    return {key: [{"x": c.x, "y": c.y, "label": "fg" if c.positive else "bg"} for c in entries]
+            for key, entries in clicks.items()}
+
+
+def write_clicks(path: str | os.PathLike, clicks: dict[str, list[Click]]) -> None:
+    """Write a clicks file atomically, in the format ``matte --clicks`` reads."""
+    from mattecli.io.atomic import write_json
+
+    write_json(path, clicks_to_json(clicks))
+
+
 def clicks_for(clicks: dict[str, list[Click]], rel: PurePosixPath) -> tuple[str, list[Click]] | None:
     """The (key, clicks) naming the image at ``rel``: with its extension first, then without."""
     for key in (rel.as_posix(), rel.with_suffix("").as_posix()):

@@ -115,6 +115,14 @@ class LearnedMethod(Method):
         self.batch_size = max(1, batch_size)
         self.precision = precision
         self.click_radius = click_radius
+        self.predict_options: dict = {}  # extra keyword arguments of model.predict (see accepts), e.g. refine_patches
+        self.keep_outputs: tuple[str, ...] = ()  # outputs beyond alpha/fg to keep per job in job.outputs
+
+    def accepts(self, option: str) -> bool:
+        """Whether the network's ``predict`` takes the keyword ``option`` (e.g. a refinement budget)."""
+        import inspect
+
+        return option in inspect.signature(self.model.predict).parameters
 
     def describe(self) -> str:
         return (f"method: '{self.family}' network, {self.model.guidance} guidance, batch {self.batch_size}, "
@@ -152,12 +160,17 @@ class LearnedMethod(Method):
         guidance = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(self.device)
         with torch.no_grad(), torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
                                              enabled=self.precision != "fp32"):
-            out = self.model.predict(images, guidance)
+            out = self.model.predict(images, guidance, **self.predict_options)
         alpha = out["alpha"].float().clamp(0.0, 1.0)
         fg = out.get("fg")
         cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, _, _ in batch)
         if fg is None and self.want_foreground and not cropped:  # on the same device, the whole batch at once
             fg = estimate_foreground_tensor(images, alpha)[0]
+        for name in self.keep_outputs:
+            if name in out:
+                for k, (job, *_) in enumerate(batch):
+                    value = out[name][k]
+                    job.outputs[name] = value.float().cpu().numpy() if torch.is_tensor(value) else value
         alpha = alpha.cpu().numpy()
         fg = None if fg is None else fg.float().clamp(0.0, 1.0).cpu().numpy()
         return [(job, self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0)))

@@ -1,0 +1,294 @@
+"""The studio's state and work: the images, each image's clicks with undo/redo, previews, saving.
+
+Everything here goes through the same core as ``mattecli matte --clicks``: the images and
+their output names come from :func:`mattecli.inference.batch.plan_items`, the matte from the
+method's ``run`` (:mod:`mattecli.inference.methods`, classical or a checkpoint), the files from
+:class:`mattecli.inference.batch.OutputWriter` via ``write_result``, and the clicks file from
+:func:`mattecli.inference.clicks.write_clicks`. So saving an image writes exactly what
+``mattecli matte INPUT --clicks OUT/clicks.json --out OUT`` writes for it.
+
+Large images: previews are computed at a *working resolution* (the longer side scaled down
+to ``work_size``, clicks and click radius scaled with it; the browser upsamples the result
+for display). Saving always recomputes at full resolution.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from mattecli.errors import MatteError
+from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, OutputWriter, plan_items,
+                                      unit_to_uint8, write_result)
+from mattecli.inference.clicks import Click, clicks_for, read_clicks, write_clicks
+from mattecli.io.images import encode_image, read_rgb
+
+WORK_SIZE = 384  # longer side of the preview computation (measured: ~0.3-0.6 s a click on 2 busy cores)
+VIEW_SIZE = 2048  # longer side of the picture the page shows and takes clicks on
+CLICKS_FILE = "clicks.json"
+BUDGET_OPTION = "refine_patches"  # the keyword a click network's predict takes as its refinement budget
+
+
+@dataclass
+class Preview:
+    """The matte of one image's current clicks at the working resolution."""
+
+    alpha: np.ndarray | None  # uint8 hxw, None when the method refused the clicks (see note)
+    cutout: np.ndarray | None  # uint8 hxwx4: estimated foreground colour and alpha
+    uncertainty: np.ndarray | None  # float32 hxw, the network's sigma, when it returns one
+    patches: list[list[float]]  # refined patches [x0, y0, x1, y1] in working-resolution pixels
+    compute_ms: float
+    note: str | None = None
+
+
+@dataclass
+class ImageState:
+    item: Item
+    clicks: list[Click] = field(default_factory=list)
+    undo: list[list[Click]] = field(default_factory=list)
+    redo: list[list[Click]] = field(default_factory=list)
+    preview: tuple[tuple, Preview] | None = None  # (key the preview was computed for, preview)
+
+
+def _scale_click(c: Click, sx: float, sy: float, w: int, h: int) -> Click:
+    """A full-resolution click at the working resolution (pixel centres map onto pixel centres)."""
+    x = min(max((c.x + 0.5) * sx - 0.5, 0.0), w - 1.0)
+    y = min(max((c.y + 0.5) * sy - 0.5, 0.0), h - 1.0)
+    return Click(x, y, c.positive)
+
+
+def _patch_boxes(value) -> list[list[float]]:
+    """A network's refined patches (K x 4 boxes x0, y0, x1, y1 in input pixels) as plain lists."""
+    arr = np.asarray(value, dtype=np.float64).reshape(-1, 4) if value is not None else np.zeros((0, 4))
+    return [[float(v) for v in box] for box in arr]
+
+
+class StudioSession:
+    """One studio: an input (image or folder), an output folder, a method; thread-safe."""
+
+    def __init__(self, options: MatteOptions, method, work_size: int = WORK_SIZE, weights: Path | None = None) -> None:
+        if options.clicks is not None or options.trimap is not None or options.background is not None:
+            raise MatteError("the studio makes its own clicks; give no --clicks, --trimap or --background")
+        if work_size < 16:
+            raise MatteError(f"--work-size {work_size}: give at least 16 pixels")
+        method.check_guidance("clicks")
+        self.options = options
+        self.method = method
+        self.work_size = work_size
+        self.weights = weights
+        self.writer = OutputWriter(options)
+        self.items = plan_items(options, GuidanceSource(options))
+        self.states = [ImageState(item) for item in self.items]
+        self.clicks_path = options.out / CLICKS_FILE
+        self.lock = threading.RLock()
+        self._images: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._views: OrderedDict[int, bytes] = OrderedDict()
+        self.budget: int | None = None
+        if self.supports_budget:
+            import inspect
+
+            default = inspect.signature(method.model.predict).parameters[BUDGET_OPTION].default
+            self.budget = int(default) if isinstance(default, (int, float)) else 0
+        self._restore_clicks()
+
+    # -- setup ----------------------------------------------------------------------------------
+    @property
+    def supports_budget(self) -> bool:
+        return hasattr(self.method, "accepts") and self.method.accepts(BUDGET_OPTION)
+
+    def _restore_clicks(self) -> None:
+        """Reopening a folder restores the clicks saved in OUT/clicks.json."""
+        if not self.clicks_path.is_file():
+            return
+        saved = read_clicks(self.clicks_path)
+        for state in self.states:
+            found = clicks_for(saved, state.item.rel)
+            if found is not None:
+                state.clicks = list(found[1])
+
+    def set_budget(self, value: int) -> None:
+        if not self.supports_budget:
+            raise MatteError(f"{self.method.name} has no refinement budget")
+        if value < 0:
+            raise MatteError(f"refinement budget {value}: give 0 or more patches")
+        with self.lock:
+            self.budget = value
+
+    # -- images ---------------------------------------------------------------------------------
+    def state(self, index: int) -> ImageState:
+        if not 0 <= index < len(self.states):
+            raise MatteError(f"no image number {index} (there are {len(self.states)})")
+        return self.states[index]
+
+    def image(self, index: int) -> np.ndarray:
+        """The full-resolution RGB image (the last few are kept)."""
+        with self.lock:
+            if index not in self._images:
+                self._images[index] = read_rgb(self.state(index).item.path)
+                while len(self._images) > 2:
+                    self._images.popitem(last=False)
+            self._images.move_to_end(index)
+            return self._images[index]
+
+    def view_jpeg(self, index: int) -> bytes:
+        """The picture the page shows (longer side at most VIEW_SIZE), as JPEG."""
+        with self.lock:
+            if index not in self._views:
+                image = self.image(index)
+                h, w = image.shape[:2]
+                s = min(1.0, VIEW_SIZE / max(h, w))
+                if s < 1.0:
+                    image = cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+                self._views[index] = encode_image(image, ".jpg", jpeg_quality=90)
+                while len(self._views) > 4:
+                    self._views.popitem(last=False)
+            return self._views[index]
+
+    def work_image(self, index: int) -> np.ndarray:
+        image = self.image(index)
+        h, w = image.shape[:2]
+        s = self.work_size / max(h, w)
+        if s >= 1.0:
+            return image
+        return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+
+    # -- clicks ---------------------------------------------------------------------------------
+    def add_click(self, index: int, x: float, y: float, positive: bool) -> None:
+        with self.lock:
+            state = self.state(index)
+            h, w = self.image(index).shape[:2]
+            if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
+                raise MatteError(f"click at ({x:g}, {y:g}) lies outside the {w}x{h} image")
+            self._change(state, state.clicks + [Click(float(x), float(y), bool(positive))])
+
+    def clear(self, index: int) -> None:
+        with self.lock:
+            state = self.state(index)
+            if state.clicks:
+                self._change(state, [])
+
+    def _change(self, state: ImageState, clicks: list[Click]) -> None:
+        state.undo.append(state.clicks)
+        state.redo.clear()
+        state.clicks = clicks
+
+    def undo(self, index: int) -> None:
+        with self.lock:
+            state = self.state(index)
+            if not state.undo:
+                raise MatteError("nothing to undo")
+            state.redo.append(state.clicks)
+            state.clicks = state.undo.pop()
+
+    def redo(self, index: int) -> None:
+        with self.lock:
+            state = self.state(index)
+            if not state.redo:
+                raise MatteError("nothing to redo")
+            state.undo.append(state.clicks)
+            state.clicks = state.redo.pop()
+
+    # -- matting --------------------------------------------------------------------------------
+    def _configure(self, radius: float, want_foreground: bool, keep: tuple[str, ...]) -> dict:
+        """Set the method up for one run; returns what to restore."""
+        m = self.method
+        before = {"click_radius": m.click_radius, "want_foreground": m.want_foreground}
+        m.click_radius, m.want_foreground = radius, want_foreground
+        if hasattr(m, "keep_outputs"):
+            before["keep_outputs"] = m.keep_outputs
+            m.keep_outputs = keep
+        if self.supports_budget:
+            before["predict_options"] = dict(m.predict_options)
+            m.predict_options = {**m.predict_options, BUDGET_OPTION: self.budget}
+        return before
+
+    def _run(self, job: Job, radius: float, want_foreground: bool, keep: tuple[str, ...] = ()):
+        before = self._configure(radius, want_foreground, keep)
+        try:
+            [(_, result)] = list(self.method.run([job]))
+        finally:
+            for name, value in before.items():
+                setattr(self.method, name, value)
+        return result
+
+    def preview(self, index: int) -> Preview | None:
+        """The matte of the current clicks at the working resolution (None without clicks)."""
+        with self.lock:
+            state = self.state(index)
+            if not state.clicks:
+                return None
+            key = (tuple(state.clicks), self.budget)
+            if state.preview is not None and state.preview[0] == key:
+                return state.preview[1]
+            start = time.perf_counter()
+            full_h, full_w = self.image(index).shape[:2]
+            small = self.work_image(index)
+            h, w = small.shape[:2]
+            sx, sy = w / full_w, h / full_h
+            clicks = [_scale_click(c, sx, sy, w, h) for c in state.clicks]
+            job = Job(state.item, small, clicks, "clicks")
+            result = self._run(job, self.options.click_radius * min(sx, sy), True, ("uncertainty", "patches"))
+            if isinstance(result, Exception):
+                preview = Preview(None, None, None, [], (time.perf_counter() - start) * 1000, str(result))
+            else:
+                alpha, fg = result
+                if fg is None:
+                    fg = self.method.foreground(small, alpha)
+                sigma = job.outputs.get("uncertainty")
+                preview = Preview(unit_to_uint8(alpha), np.dstack([unit_to_uint8(fg), unit_to_uint8(alpha)]),
+                                  None if sigma is None else np.asarray(sigma, np.float32).reshape(h, w),
+                                  _patch_boxes(job.outputs.get("patches")), (time.perf_counter() - start) * 1000)
+            state.preview = (key, preview)
+            return preview
+
+    def save(self, index: int) -> list[Path]:
+        """Matte at full resolution, write the outputs ``matte`` writes and the clicks; returns the files."""
+        with self.lock:
+            state = self.state(index)
+            if not state.clicks:
+                raise MatteError(f"{state.item.rel}: no clicks to save")
+            job = Job(state.item, self.image(index), list(state.clicks), "clicks")
+            result = self._run(job, self.options.click_radius, self.writer.needs_foreground)
+            if isinstance(result, Exception):
+                raise result if isinstance(result, MatteError) else MatteError(str(result))
+            kinds = list(self.writer.kinds)
+            write_result(self.method, self.writer, job, result, kinds)
+            saved = read_clicks(self.clicks_path) if self.clicks_path.is_file() else {}
+            found = clicks_for(saved, state.item.rel)
+            if found is not None:
+                del saved[found[0]]
+            saved[state.item.rel.as_posix()] = list(state.clicks)
+            write_clicks(self.clicks_path, saved)
+            return [state.item.output(self.options.out, k) for k in kinds] + [self.clicks_path]
+
+    def batch_command(self) -> str:
+        """The ``mattecli matte`` command that reproduces the saved mattes."""
+        o = self.options
+        parts = ["mattecli", "matte", str(o.input), "--clicks", str(self.clicks_path), "--out", str(o.out),
+                 "--output", ",".join(o.outputs), "--click-radius", f"{o.click_radius:g}"]
+        if "comp" in o.outputs:
+            parts += ["--bg-color", "{},{},{}".format(*o.bg_color)]
+            if o.bg_image is not None:
+                parts += ["--bg-image", str(o.bg_image)]
+        if o.alpha_bits == 16:
+            parts.append("--alpha-16bit")
+        if self.weights is not None:
+            parts += ["--weights", str(self.weights), "--batch-size", "1"]
+            if self.supports_budget:
+                parts += ["--refine-patches", str(self.budget)]
+        return " ".join(parts) + " --overwrite"
+
+
+def heat_map(sigma: np.ndarray) -> np.ndarray:
+    """uint8 hxwx3 RGB heat map of an uncertainty map (scaled by its 99th percentile)."""
+    top = float(np.percentile(sigma, 99)) if sigma.size else 0.0
+    level = unit_to_uint8(np.clip(sigma / top, 0.0, 1.0)) if top > 0 else np.zeros(sigma.shape, np.uint8)
+    return cv2.cvtColor(cv2.applyColorMap(level, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+
+
+__all__ = ["StudioSession", "Preview", "heat_map", "WORK_SIZE", "CLICKS_FILE"]
