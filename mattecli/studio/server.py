@@ -153,8 +153,10 @@ class StudioHandler(BaseHTTPRequestHandler):
                 raise RequestError(HTTPStatus.FORBIDDEN, "missing or wrong token: open the address the studio printed")
             self._route(unquote(url.path), query)
         except RequestError as exc:
+            self.close_connection = True  # a refused request's body may be unread
             self._json({"error": str(exc)}, exc.status)
         except MatteError as exc:
+            self.close_connection = True
             self._json({"error": str(exc)}, HTTPStatus.BAD_REQUEST)
         except (BrokenPipeError, ConnectionResetError):
             self.close_connection = True
