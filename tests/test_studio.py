@@ -271,3 +271,12 @@ def test_cli_refuses_and_warns(tmp_path, capsys, monkeypatch):
         main()
     captured = capsys.readouterr()
     assert "warning" not in captured.err and captured.out.startswith("http://127.0.0.1:")
+
+
+def test_a_click_superseded_by_a_waiting_one_skips_its_preview(studio):
+    client, session, _ = studio
+    with session.arriving(0):  # as if the next click had already arrived
+        data = click(client, 0, FG, "fg")
+    assert data["preview"] == {"superseded": True} and len(data["clicks"]) == 1 and data["revision"] == 1
+    data = click(client, 0, BG, "bg")  # nothing waits: the matte of both clicks
+    assert data["revision"] == 2 and decode_png_url(data["preview"]["alpha"])[FG[1], FG[0]] == 255

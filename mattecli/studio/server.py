@@ -249,6 +249,21 @@ class StudioHandler(BaseHTTPRequestHandler):
     def _post(self, action: str, data: dict) -> None:
         session = self.server.session
         index = self._checked(self._number(data, "i", int))
+        if action in ("click", "undo", "redo", "clear", "budget"):
+            with session.arriving(index):
+                self._change(action, index, data)
+            self._json(self._image(index, skip_superseded=True))
+            return
+        if action == "save":
+            files = session.save(index)
+            out = session.options.out
+            self._json({"saved": [p.relative_to(out).as_posix() for p in files], "out": str(out),
+                        "command": session.batch_command()})
+            return
+        raise RequestError(HTTPStatus.NOT_FOUND, f"no such action: {action}")
+
+    def _change(self, action: str, index: int, data: dict) -> None:
+        session = self.server.session
         if action == "click":
             label = data.get("label")
             if label not in ("fg", "bg"):
@@ -260,17 +275,8 @@ class StudioHandler(BaseHTTPRequestHandler):
             session.redo(index)
         elif action == "clear":
             session.clear(index)
-        elif action == "budget":
-            session.set_budget(self._number(data, "value", int))
-        elif action == "save":
-            files = session.save(index)
-            out = session.options.out
-            self._json({"saved": [p.relative_to(out).as_posix() for p in files], "out": str(out),
-                        "command": session.batch_command()})
-            return
         else:
-            raise RequestError(HTTPStatus.NOT_FOUND, f"no such action: {action}")
-        self._json(self._image(index))
+            session.set_budget(self._number(data, "value", int))
 
     def _state(self) -> dict:
         s = self.server.session
@@ -278,13 +284,16 @@ class StudioHandler(BaseHTTPRequestHandler):
                 "method": s.method.describe(), "budget": s.budget if s.supports_budget else None,
                 "work_size": s.work_size, "outputs": list(s.options.outputs), "out": str(s.options.out)}
 
-    def _image(self, index: int) -> dict:
+    def _image(self, index: int, skip_superseded: bool = False) -> dict:
+        """An image's clicks and matte; ``"preview": {"superseded": true}`` when another change
+        to it is already waiting (the page keeps the matte it shows until that change's answer)."""
         s = self.server.session
         with s.lock:
             st = s.state(index)
             h, w = s.image(index).shape[:2]
-            return {"i": index, "name": st.item.rel.as_posix(), "width": w, "height": h,
+            skip = skip_superseded and s.superseded(index)
+            return {"i": index, "name": st.item.rel.as_posix(), "width": w, "height": h, "revision": st.revision,
                     "clicks": [{"x": c.x, "y": c.y, "label": "fg" if c.positive else "bg"} for c in st.clicks],
                     "can_undo": bool(st.undo), "can_redo": bool(st.redo),
                     "budget": s.budget if s.supports_budget else None,
-                    "preview": preview_json(s.preview(index))}
+                    "preview": {"superseded": True} if skip else preview_json(s.preview(index))}

@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +53,7 @@ class ImageState:
     clicks: list[Click] = field(default_factory=list)
     undo: list[list[Click]] = field(default_factory=list)
     redo: list[list[Click]] = field(default_factory=list)
+    revision: int = 0  # counts changes, so the page can drop answers older than what it shows
     preview: tuple[tuple, Preview] | None = None  # (key the preview was computed for, preview)
 
 
@@ -86,6 +88,8 @@ class StudioSession:
         self.states = [ImageState(item) for item in self.items]
         self.clicks_path = options.out / CLICKS_FILE
         self.lock = threading.RLock()
+        self._waiting: dict[int, int] = {}  # per image: changes that arrived and wait for the lock
+        self._waiting_lock = threading.Lock()
         self._images: OrderedDict[int, np.ndarray] = OrderedDict()
         self._views: OrderedDict[int, bytes] = OrderedDict()
         self.budget: int | None = None
@@ -158,6 +162,23 @@ class StudioSession:
         return cv2.resize(image, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
 
     # -- clicks ---------------------------------------------------------------------------------
+    @contextmanager
+    def arriving(self, index: int):
+        """Mark a change to image ``index`` as waiting until it is applied (see :meth:`superseded`)."""
+        with self._waiting_lock:
+            self._waiting[index] = self._waiting.get(index, 0) + 1
+        try:
+            yield
+        finally:
+            with self._waiting_lock:
+                self._waiting[index] -= 1
+
+    def superseded(self, index: int) -> bool:
+        """Whether another change to the image is already waiting: its preview would be shown
+        for a moment only, so fast clicks skip computing it (the last click's preview is always made)."""
+        with self._waiting_lock:
+            return self._waiting.get(index, 0) > 0
+
     def add_click(self, index: int, x: float, y: float, positive: bool) -> None:
         with self.lock:
             state = self.state(index)
@@ -176,6 +197,7 @@ class StudioSession:
         state.undo.append(state.clicks)
         state.redo.clear()
         state.clicks = clicks
+        state.revision += 1
 
     def undo(self, index: int) -> None:
         with self.lock:
@@ -184,6 +206,7 @@ class StudioSession:
                 raise MatteError("nothing to undo")
             state.redo.append(state.clicks)
             state.clicks = state.undo.pop()
+            state.revision += 1
 
     def redo(self, index: int) -> None:
         with self.lock:
@@ -192,6 +215,7 @@ class StudioSession:
                 raise MatteError("nothing to redo")
             state.undo.append(state.clicks)
             state.clicks = state.redo.pop()
+            state.revision += 1
 
     # -- matting --------------------------------------------------------------------------------
     def _configure(self, radius: float, want_foreground: bool, keep: tuple[str, ...]) -> dict:

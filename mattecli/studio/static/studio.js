@@ -96,6 +96,14 @@ function drawAll() { drawSource(); drawResult(); }
 
 // --- state -----------------------------------------------------------------------------------
 async function show(data, started) {
+  if (ui.data && ui.data.i === data.i && data.revision < ui.data.revision) return;  // older than what is shown
+  if (data.preview && data.preview.superseded) {
+    // another click is already on its way: show the clicks now, keep the matte until its answer
+    const keep = ui.data && ui.data.i === data.i ? ui.data.preview : null;
+    ui.data = Object.assign({}, data, { preview: keep });
+    drawSource();
+    return;
+  }
   const seq = ++ui.seq;
   const p = data.preview;
   const layers = {};
