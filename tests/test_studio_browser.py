@@ -123,3 +123,41 @@ def test_click_wait_undo_save_in_headless_chromium(tmp_path):
                                      clicks=tmp_path / "out" / "clicks.json"), session.method)
     assert summary.done == 1
     assert np.array_equal(read_raw(tmp_path / "batch" / "alpha" / "shot.png"), alpha)
+
+
+def test_click_network_heat_map_outlines_and_budget_slider(tmp_path):
+    from selenium.webdriver.common.keys import Keys
+
+    from studio_tiny_click import save_tiny_click
+
+    browser_paths()
+    write_image(tmp_path / "in" / "shot.png", blob_image(H, W, 5))
+    save_tiny_click(tmp_path / "click.pt")
+    session = classical_session(tmp_path / "in", tmp_path / "out", weights=tmp_path / "click.pt")
+    driver = start_browser()
+    try:
+        with serving(session) as server:
+            host, port = server.server_address[:2]
+            driver.get(f"http://{host}:{port}/?token={server.token}")
+            wait_for(driver, "return window.studio && window.studio.updates", 1)
+            assert driver.find_element("id", "budget-box").is_displayed()
+            assert driver.find_element("id", "budget-value").text == "2"
+            click_canvas(driver, driver.find_element("id", "source"), 64, 48)
+            wait_for(driver, "return window.studio.updates", 2)
+            driver.find_element("css selector", "input[name=view][value=uncertainty]").click()
+            patches = driver.execute_script("return window.studio.ui.data.preview.patches")
+            assert len(patches) == 2
+            x0, y0, x1, y1 = patches[0]
+            scale = driver.execute_script("return document.getElementById('result').width") / W
+            edge = driver.execute_script(
+                "const c = document.getElementById('result'); "
+                "return Array.from(c.getContext('2d').getImageData(arguments[0], arguments[1], 1, 1).data);",
+                int(x0 * scale + 0.5 * (x1 - x0) * scale), int(y0 * scale))
+            assert edge[:3] == [0, 229, 255], edge  # the patch outline (#00e5ff) over the heat map
+            slider = driver.find_element("id", "budget")
+            slider.send_keys(Keys.ARROW_RIGHT)  # the keyboard moves the slider: input and change events
+            wait_for(driver, "return window.studio.updates", 3)
+            assert len(driver.execute_script("return window.studio.ui.data.preview.patches")) == 3
+            assert session.budget == 3
+    finally:
+        driver.quit()
