@@ -29,7 +29,7 @@ from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, O
 from mattecli.inference.clicks import Click, clicks_for, read_clicks, write_clicks
 from mattecli.io.images import encode_image, read_rgb
 
-WORK_SIZE = 384  # longer side of the preview computation (measured: ~0.3-0.6 s a click on 2 busy cores)
+WORK_SIZE = 384  # longer side of the preview computation (about a second a click on 2 busy cores; BENCHMARKS.md)
 VIEW_SIZE = 2048  # longer side of the picture the page shows and takes clicks on
 CLICKS_FILE = "clicks.json"
 BUDGET_OPTION = "refine_patches"  # the keyword a click network's predict takes as its refinement budget
