@@ -280,3 +280,17 @@ def test_a_click_superseded_by_a_waiting_one_skips_its_preview(studio):
     assert data["preview"] == {"superseded": True} and len(data["clicks"]) == 1 and data["revision"] == 1
     data = click(client, 0, BG, "bg")  # nothing waits: the matte of both clicks
     assert data["revision"] == 2 and decode_png_url(data["preview"]["alpha"])[FG[1], FG[0]] == 255
+
+
+def test_single_image_input_serves_only_that_image(tmp_path):
+    make_folder(tmp_path)
+    session = classical_session(tmp_path / "in" / "a.png", tmp_path / "out")
+    with serving(session) as server:
+        client = Client(server)
+        assert client.request("GET", "/files/in/a.png")[0] == 200
+        status, _, body = client.request("GET", "/files/in/b.jpg")  # beside it, but not the input
+        assert status == 403 and b"only the input image" in body
+        assert client.request("GET", "/files/in/sub/c.png")[0] == 403
+        assert [im["name"] for im in client.json("GET", "/api/state")[1]["images"]] == ["a.png"]
+        click(client, 0, FG, "fg")
+        assert client.post("save", {"i": 0})["saved"] == ["alpha/a.png", "rgba/a.png", "clicks.json"]
