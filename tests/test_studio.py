@@ -294,3 +294,15 @@ def test_single_image_input_serves_only_that_image(tmp_path):
         assert [im["name"] for im in client.json("GET", "/api/state")[1]["images"]] == ["a.png"]
         click(client, 0, FG, "fg")
         assert client.post("save", {"i": 0})["saved"] == ["alpha/a.png", "rgba/a.png", "clicks.json"]
+
+
+def test_unwritable_output_is_one_line_and_nothing_is_lost(tmp_path):
+    make_folder(tmp_path)
+    (tmp_path / "out").write_text("a file where the output folder should be")
+    session = classical_session(tmp_path / "in", tmp_path / "out")
+    with serving(session) as server:
+        client = Client(server)
+        click(client, 0, FG, "fg")
+        status, err = client.json("POST", "/api/save", {"i": 0})
+        assert status == 400 and "cannot write" in err["error"] and "\n" not in err["error"]
+        assert len(client.json("GET", "/api/image?i=0")[1]["clicks"]) == 1  # the clicks are still there

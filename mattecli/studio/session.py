@@ -281,13 +281,16 @@ class StudioSession:
             if isinstance(result, Exception):
                 raise result if isinstance(result, MatteError) else MatteError(str(result))
             kinds = list(self.writer.kinds)
-            write_result(self.method, self.writer, job, result, kinds)
             saved = read_clicks(self.clicks_path) if self.clicks_path.is_file() else {}
             found = clicks_for(saved, state.item.rel)
             if found is not None:
                 del saved[found[0]]
             saved[state.item.rel.as_posix()] = list(state.clicks)
-            write_clicks(self.clicks_path, saved)
+            try:
+                write_result(self.method, self.writer, job, result, kinds)
+                write_clicks(self.clicks_path, saved)
+            except OSError as exc:
+                raise MatteError(f"{exc.filename or self.options.out}: cannot write ({exc.strerror or exc})") from None
             return [state.item.output(self.options.out, k) for k in kinds] + [self.clicks_path]
 
     def batch_command(self) -> str:
