@@ -17,7 +17,7 @@ import torch
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, clamp_known
 from mattecli.devices import device_name, resolve_device
 from mattecli.errors import BadInput, MatteError
-from mattecli.inference.clicks import click_maps, constraint_map
+from mattecli.data.clicks import click_maps, constraint_map
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
 from mattecli.inference.foreground import estimate_foreground, estimate_foreground_tensor
 
