@@ -7,8 +7,8 @@ import torch
 from torch.utils.data import DataLoader
 
 from mattecli.data.composite import composite_uint8, fit_background
-from mattecli.families.dim.data import (DIMTrainDataset, DIMValDataset, MattingSource, MattingSample, check_files,
-                                    crop_around, find_samples)
+from mattecli.data.sources import MattingSample, MattingSource, check_files, crop_around, find_samples
+from mattecli.families.dim.data import DIMTrainDataset, DIMValDataset
 from mattecli.data.manifest import Record, write_manifest
 from mattecli.data.samples import write_samples
 from mattecli.data.trimap import TrimapSpec

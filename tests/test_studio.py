@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from mattecli.cli.app import main
+from mattecli.errors import MatteError
 from mattecli.inference.batch import MatteOptions, run_matte
 from mattecli.inference.clicks import Click, read_clicks
 from mattecli.inference.methods import LearnedMethod
@@ -215,10 +216,11 @@ def test_large_images_preview_at_working_resolution_save_at_full(tmp_path):
     assert out.done == 1 and np.array_equal(read_raw(tmp_path / "one" / "alpha" / "a.png"), full)
 
 
-def test_click_network_uncertainty_patches_and_budget(tmp_path):
+def test_click_network_uncertainty_patches_and_budget(tmp_path, capsys, monkeypatch):
     make_folder(tmp_path)
     save_tiny_click(tmp_path / "click.pt")
-    session = classical_session(tmp_path / "in", tmp_path / "out", weights=tmp_path / "click.pt")
+    session = classical_session(tmp_path / "in", tmp_path / "out", weights=tmp_path / "click.pt",
+                                outputs=("alpha", "rgba", "uncertainty"))
     assert isinstance(session.method, LearnedMethod) and session.supports_budget and session.budget == 2
     with serving(session) as server:
         client = Client(server)
@@ -235,21 +237,29 @@ def test_click_network_uncertainty_patches_and_budget(tmp_path):
         assert status == 400 and "0 or more" in err["error"]
         click(client, 0, BG, "bg")
         saved = client.post("save", {"i": 0})
-    assert "--weights" in saved["command"] and "--refine-patches 5" in saved["command"]
-    # the batch path with the same budget reproduces the saved matte
-    method = LearnedMethod(tmp_path / "click.pt", session.method.device)
-    method.predict_options = {"refine_patches": 5}
-    summary = run_matte(MatteOptions(input=tmp_path / "in", out=tmp_path / "batch", clicks=tmp_path / "out" / "clicks.json"),
-                        method)
-    assert summary.done == 1
-    for kind in ("alpha", "rgba"):
+    assert saved["saved"] == ["alpha/a.png", "rgba/a.png", "uncertainty/a.png", "clicks.json"]
+    command = saved["command"].split()
+    assert "--weights" in command and command[command.index("--refine-patches") + 1] == "5"
+    assert "--click-radius" not in command  # the network's own radius rule, as matte's default
+    # the printed batch command (the other two images have no clicks and fail) reproduces the saved files
+    command[command.index("--out") + 1] = str(tmp_path / "batch")
+    code, text = run_cli(command[1:], capsys, monkeypatch)
+    assert code == 1 and "1 matted" in " ".join(text.split()), text
+    for kind in ("alpha", "rgba", "uncertainty"):
         assert np.array_equal(read_raw(tmp_path / "out" / kind / "a.png"), read_raw(tmp_path / "batch" / kind / "a.png"))
+    assert read_raw(tmp_path / "out" / "uncertainty" / "a.png").dtype == np.uint16
+
+
+def test_extra_outputs_are_refused_for_the_classical_method(tmp_path):
+    make_folder(tmp_path)
+    with pytest.raises(MatteError, match="predicts no uncertainty map"):
+        classical_session(tmp_path / "in", tmp_path / "out", outputs=("alpha", "uncertainty"))
 
 
 def test_cli_refuses_and_warns(tmp_path, capsys, monkeypatch):
     make_folder(tmp_path)
     code, text = run_cli(["studio", tmp_path / "in", "--out", tmp_path / "out", "--refine-patches", "3"], capsys, monkeypatch)
-    assert code == 2 and "no refinement budget" in text and "Traceback" not in text
+    assert code == 2 and "no local refinement" in text and "Traceback" not in text
     code, text = run_cli(["studio", tmp_path / "nothing", "--out", tmp_path / "out"], capsys, monkeypatch)
     assert code == 2 and "no such file or folder" in text
 

@@ -14,8 +14,11 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(Path("studio-out"), "--out", "-o",
                                  help="Where save writes: OUT/<kind>/<relative path>/<stem>.png and OUT/clicks.json."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="A click checkpoint; without it, closed-form matting."),
-        output: str = typer.Option("alpha,rgba", "--output", help="What save writes: comma list of alpha, rgba, fg, comp."),
-        click_radius: float = typer.Option(5.0, "--click-radius", min=0.0, help="Radius of a click's disk in pixels (full resolution)."),
+        output: str = typer.Option("alpha,rgba", "--output", help="What save writes: comma list of alpha, rgba, fg, comp "
+                                                                   "(and uncertainty with a click network), as matte."),
+        click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
+                                                     help="Radius of a click's disk in full-resolution pixels [default: as "
+                                                          "matte: 5 for the classical method, a click network's own rule]."),
         work_size: int = typer.Option(384, "--work-size", min=16,
                                       help="Longer side of the live preview's computation; save is always at full resolution."),
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
@@ -31,16 +34,17 @@ def register(app: typer.Typer) -> None:
         from mattecli.cli.options import parse_color, parse_kinds
         from mattecli.console import console
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions
+        from mattecli.inference.clicks import DEFAULT_RADIUS
         from mattecli.inference.methods import build_method
         from mattecli.studio.server import StudioServer
         from mattecli.studio.session import StudioSession
 
-        options = MatteOptions(input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), click_radius=click_radius,
+        options = MatteOptions(input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS),
+                               click_radius=DEFAULT_RADIUS if click_radius is None else click_radius,
                                bg_color=parse_color(bg_color), alpha_bits=16 if alpha_16bit else 8, overwrite=True)
-        method = build_method(weights, "classical", device, 1, "fp32", click_radius)
+        # refine_patches is refused with one line for a method without local refinement
+        method = build_method(weights, "classical", device, 1, "fp32", click_radius, refine_patches)
         session = StudioSession(options, method, work_size, weights)
-        if refine_patches is not None:
-            session.set_budget(refine_patches)  # refused with one line for a method without a budget
         server = StudioServer(session, host, port)
         console.print(method.describe())
         console.print(f"{len(session.items)} image(s); save writes into {out}")

@@ -29,8 +29,10 @@ from mattecli.shards import check_shard, shard_range
 from mattecli.inference.clicks import DEFAULT_RADIUS, Click, clicks_for, read_clicks
 from mattecli.io.images import is_image, list_images, read_alpha, read_rgb, write_image
 
-OUTPUT_KINDS = ("alpha", "rgba", "fg", "comp")
+OUTPUT_KINDS = ("alpha", "rgba", "fg", "comp", "trimap", "uncertainty")
 DEFAULT_OUTPUTS = ("alpha", "rgba")
+#: kinds only some networks predict (``model.extra_outputs``): SHM's trimap, the click family's sigma
+EXTRA_KINDS = ("trimap", "uncertainty")
 GUIDANCE_FLAGS = {"trimap": "--trimap", "clicks": "--clicks", "background": "--background"}
 
 
@@ -54,7 +56,6 @@ class Job:
     image: np.ndarray  # uint8 HxWx3 RGB
     guidance: np.ndarray | list[Click] | None  # trimap uint8 HxW, plate uint8 HxWx3, clicks
     kind: str  # "trimap", "clicks", "background" or "none"
-    outputs: dict = field(default_factory=dict)  # model outputs a method was asked to keep (keep_outputs)
 
 
 @dataclass
@@ -228,6 +229,23 @@ def unit_to_uint8(x: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
 
 
+def extra_to_image(kind: str, value: np.ndarray) -> np.ndarray:
+    """A network's extra map as the image written for it.
+
+    - ``trimap``: float HxW in {0, 0.5, 1} (or probabilities of being foreground/unknown
+      already reduced to those levels) -> uint8 0/128/255, the trimap files every other
+      command reads (nearest level);
+    - ``uncertainty``: the predicted per-pixel scale sigma (alpha units, >= 0) -> 16-bit PNG
+      of ``sigma * 65535`` clipped to [0, 1], so sigma = value / 65535.
+    """
+    if kind == "trimap":
+        levels = np.clip(np.rint(np.asarray(value, np.float32) * 2.0), 0, 2).astype(np.uint8)
+        return np.array([0, 128, 255], np.uint8)[levels]
+    if kind == "uncertainty":
+        return np.clip(np.rint(np.asarray(value, np.float64) * 65535.0), 0, 65535).astype(np.uint16)
+    raise ValueError(f"unknown extra output kind {kind!r}")
+
+
 class OutputWriter:
     """Writes the requested kinds for one image; every file atomically."""
 
@@ -250,11 +268,15 @@ class OutputWriter:
             return np.broadcast_to(self.bg_color, (h, w, 3))
         return fit_background(self.bg_image, w, h).astype(np.float32) / 255.0
 
-    def write(self, item: Item, alpha: np.ndarray, fg: np.ndarray | None, kinds: list[str]) -> None:
-        """``alpha`` float HxW in [0, 1]; ``fg`` float HxWx3 in [0, 1] (needed for rgba, fg, comp)."""
+    def write(self, item: Item, alpha: np.ndarray, fg: np.ndarray | None, kinds: list[str],
+              extras: dict[str, np.ndarray] | None = None) -> None:
+        """``alpha`` float HxW in [0, 1]; ``fg`` float HxWx3 in [0, 1] (needed for rgba, fg, comp);
+        ``extras`` the network's extra maps by kind (see :func:`extra_to_image`)."""
         for kind in kinds:
             path = item.output(self.out, kind)
-            if kind == "alpha":
+            if kind in EXTRA_KINDS:
+                arr = extra_to_image(kind, (extras or {})[kind])
+            elif kind == "alpha":
                 if self.alpha_bits == 16:
                     arr = np.clip(np.rint(alpha * 65535.0), 0, 65535).astype(np.uint16)
                 else:
@@ -289,22 +311,30 @@ class MattePlan:
     items: list[Item]
 
 
+def check_outputs(kinds: tuple[str, ...], method) -> None:
+    """Refuse output kinds the method cannot produce (a network's extra maps)."""
+    for kind in kinds:
+        if kind in EXTRA_KINDS and kind not in getattr(method, "extra_outputs", ()):
+            raise MatteError(f"--output {kind}: {method.name} predicts no {kind} map")
+
+
 def plan_matte(options: MatteOptions, method) -> MattePlan:
     """Check the flags against the method and list this shard's images (raises MatteError)."""
     guidance = GuidanceSource(options)
     method.check_guidance(guidance.kind)
+    check_outputs(options.outputs, method)
     writer = OutputWriter(options)
     method.want_foreground = writer.needs_foreground
     return MattePlan(options, guidance, writer, plan_items(options, guidance))
 
 
-def write_result(method, writer: OutputWriter, job: Job, result: tuple[np.ndarray, np.ndarray | None],
-                 kinds: list[str]) -> None:
-    """Write one method result: estimate the foreground colour if the outputs need it and the method gave none."""
-    alpha, fg = result
+def write_result(method, writer: OutputWriter, job: Job, result: tuple, kinds: list[str]) -> None:
+    """Write one method result ``(alpha, fg or None[, extras])``: estimate the foreground colour
+    if the outputs need it and the method gave none."""
+    alpha, fg, *rest = result
     if fg is None and writer.needs_foreground:
         fg = method.foreground(job.image, alpha)
-    writer.write(job.item, alpha, fg, kinds)
+    writer.write(job.item, alpha, fg, kinds, rest[0] if rest else None)
 
 
 def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None] | None = None,
@@ -364,4 +394,5 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
 
 
 __all__ = ["Item", "Job", "MatteOptions", "MattePlan", "MatteSummary", "OutputWriter", "GuidanceFiles", "GuidanceSource",
-           "discover", "output_names", "plan_items", "plan_matte", "run_matte", "write_result", "OUTPUT_KINDS"]
+           "discover", "extra_to_image", "output_names", "plan_items", "plan_matte", "run_matte", "write_result",
+           "check_outputs", "OUTPUT_KINDS", "EXTRA_KINDS"]

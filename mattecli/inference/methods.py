@@ -17,7 +17,7 @@ import torch
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, clamp_known
 from mattecli.devices import device_name, resolve_device
 from mattecli.errors import BadInput, MatteError
-from mattecli.inference.clicks import click_maps, constraint_map
+from mattecli.data.clicks import DEFAULT_RADIUS, click_maps, constraint_map
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
 from mattecli.inference.foreground import estimate_foreground, estimate_foreground_tensor
 
@@ -57,9 +57,9 @@ class ClassicalMethod(Method):
     name = "the classical method"
     guidance_kinds = ("trimap", "clicks", "background")
 
-    def __init__(self, device: torch.device, click_radius: float = 5.0) -> None:
+    def __init__(self, device: torch.device, click_radius: float | None = None) -> None:
         super().__init__(device)
-        self.click_radius = click_radius
+        self.click_radius = DEFAULT_RADIUS if click_radius is None else click_radius
 
     def describe(self) -> str:
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
@@ -98,7 +98,8 @@ class LearnedMethod(Method):
     """A trained network from a checkpoint; the family (and so the guidance) is read from the file."""
 
     def __init__(self, weights: str | os.PathLike, device: torch.device, batch_size: int = 1,
-                 precision: str = "fp32", click_radius: float = 5.0) -> None:
+                 precision: str = "fp32", click_radius: float | None = None,
+                 refine_patches: int | None = None) -> None:
         super().__init__(device)
         from mattecli.families.registry import load_model
 
@@ -110,19 +111,20 @@ class LearnedMethod(Method):
         self.family = str(ckpt["family"])
         self.name = f"the '{self.family}' network in {weights}"
         self.guidance_kinds = (self.model.guidance,)
+        #: extra maps the network predicts beside alpha (``trimap``, ``uncertainty``), written by matte
+        self.extra_outputs = tuple(getattr(self.model, "extra_outputs", ()))
         self.flag_hint = {"trimap": "--trimap", "clicks": "--clicks", "background": "--background",
                           "none": "no guidance"}[self.model.guidance]
         self.batch_size = max(1, batch_size)
         self.precision = precision
+        #: None: the network's own radius rule (``model.click_radius_for``), else DEFAULT_RADIUS
         self.click_radius = click_radius
-        self.predict_options: dict = {}  # extra keyword arguments of model.predict (see accepts), e.g. refine_patches
-        self.keep_outputs: tuple[str, ...] = ()  # outputs beyond alpha/fg to keep per job in job.outputs
-
-    def accepts(self, option: str) -> bool:
-        """Whether the network's ``predict`` takes the keyword ``option`` (e.g. a refinement budget)."""
-        import inspect
-
-        return option in inspect.signature(self.model.predict).parameters
+        #: uncertainty-guided refinement budget (click networks); None: the checkpoint's default
+        if refine_patches is not None and not hasattr(self.model, "refine_patches"):
+            raise MatteError(f"--refine-patches: {self.name} has no local refinement (click networks only)")
+        if refine_patches is not None and refine_patches < 0:
+            raise MatteError(f"--refine-patches {refine_patches}: expected 0 (off) or more patches")
+        self.refine_patches = refine_patches
 
     def describe(self) -> str:
         return (f"method: '{self.family}' network, {self.model.guidance} guidance, batch {self.batch_size}, "
@@ -133,6 +135,13 @@ class LearnedMethod(Method):
             if self.model.guidance == "none":
                 raise MatteError(f"{self.name} takes no guidance; drop --{kind}")
             super().check_guidance(kind)
+
+    def radius_for(self, height: int, width: int) -> float:
+        """The click disk radius: ``--click-radius`` when given, else the network's rule."""
+        if self.click_radius is not None:
+            return self.click_radius
+        rule = getattr(self.model, "click_radius_for", None)
+        return rule(height, width) if rule is not None else DEFAULT_RADIUS
 
     # -- preparing one job: (input crop box, image tensor 3xhxw, guidance tensor or None)
     def _prepare(self, job) -> tuple[tuple[int, int, int, int], torch.Tensor, torch.Tensor | None]:
@@ -150,7 +159,7 @@ class LearnedMethod(Method):
         elif job.kind == "background":
             g = _chw_float(job.guidance)
         elif job.kind == "clicks":
-            g = torch.from_numpy(click_maps(job.guidance, h, w, self.click_radius, path=job.item.path))
+            g = torch.from_numpy(click_maps(job.guidance, h, w, self.radius_for(h, w), path=job.item.path))
         else:
             g = None
         return box, image, g
@@ -160,21 +169,37 @@ class LearnedMethod(Method):
         guidance = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(self.device)
         with torch.no_grad(), torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
                                              enabled=self.precision != "fp32"):
-            out = self.model.predict(images, guidance, **self.predict_options)
+            if self.refine_patches is None:
+                out = self.model.predict(images, guidance)
+            else:
+                out = self.model.predict(images, guidance, refine_patches=self.refine_patches)
         alpha = out["alpha"].float().clamp(0.0, 1.0)
         fg = out.get("fg")
         cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, _, _ in batch)
         if fg is None and self.want_foreground and not cropped:  # on the same device, the whole batch at once
             fg = estimate_foreground_tensor(images, alpha)[0]
-        for name in self.keep_outputs:
-            if name in out:
-                for k, (job, *_) in enumerate(batch):
-                    value = out[name][k]
-                    job.outputs[name] = value.float().cpu().numpy() if torch.is_tensor(value) else value
         alpha = alpha.cpu().numpy()
         fg = None if fg is None else fg.float().clamp(0.0, 1.0).cpu().numpy()
-        return [(job, self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0)))
-                for k, (job, box, _, _) in enumerate(batch)]
+        extras = {k: out[k].float().cpu().numpy() for k in self.extra_outputs if out.get(k) is not None}
+        results = []
+        for k, (job, box, _, _) in enumerate(batch):
+            pasted = self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0))
+            if extras:
+                pasted = (*pasted, {name: self._paste_map(job, box, value[k, 0]) for name, value in extras.items()})
+                if "patches" in out and box == (0, job.image.shape[0], 0, job.image.shape[1]):
+                    pasted[2]["patches"] = list(out["patches"][k])  # refined boxes (y0, x0, y1, x1)
+            results.append((job, pasted))
+        return results
+
+    @staticmethod
+    def _paste_map(job, box, crop: np.ndarray) -> np.ndarray:
+        """An extra map of the input crop placed in a zero map of the whole image."""
+        y0, y1, x0, x1 = box
+        if (y0, y1, x0, x1) == (0, job.image.shape[0], 0, job.image.shape[1]):
+            return crop
+        full = np.zeros(job.image.shape[:2], np.float32)
+        full[y0:y1, x0:x1] = crop
+        return full
 
     def _paste(self, job, box, alpha_crop: np.ndarray, fg_crop: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
         h, w = job.image.shape[:2]
@@ -213,10 +238,14 @@ class LearnedMethod(Method):
 
 
 def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
-                 precision: str = "fp32", click_radius: float = 5.0) -> Method:
+                 precision: str = "fp32", click_radius: float | None = None,
+                 refine_patches: int | None = None) -> Method:
     dev = resolve_device(device)
     if weights is not None:
-        return LearnedMethod(weights, dev, batch_size, precision, click_radius)
+        return LearnedMethod(weights, dev, batch_size, precision, click_radius, refine_patches)
+    if refine_patches is not None:
+        raise MatteError("--refine-patches applies to click networks (--weights); the classical method has no "
+                         "local refinement")
     if method != "classical":
         raise MatteError(f"--method {method}: only 'classical' runs without --weights")
     if precision != "fp32":

@@ -42,7 +42,7 @@ import numpy as np
 
 from mattecli.errors import MatteError
 from mattecli.io.images import encode_image
-from mattecli.studio.session import Preview, StudioSession, heat_map
+from mattecli.studio.session import Preview, StudioSession
 
 TOKEN_HEADER = "X-Studio-Token"
 MAX_BODY = 64 * 1024
@@ -73,7 +73,7 @@ def preview_json(preview: Preview | None) -> dict | None:
         h, w = preview.alpha.shape
         out.update(width=w, height=h, alpha=_png_url(preview.alpha), cutout=_png_url(preview.cutout))
         if preview.uncertainty is not None:
-            out["uncertainty"] = _png_url(heat_map(preview.uncertainty))
+            out["uncertainty"] = _png_url(preview.uncertainty)
     return out
 
 

@@ -24,15 +24,15 @@ import cv2
 import numpy as np
 
 from mattecli.errors import MatteError
-from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, OutputWriter, plan_items,
-                                      unit_to_uint8, write_result)
+from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, OutputWriter, check_outputs,
+                                      plan_items, unit_to_uint8, write_result)
 from mattecli.inference.clicks import Click, clicks_for, read_clicks, write_clicks
 from mattecli.io.images import encode_image, read_rgb
+from mattecli.report.heatmap import uncertainty_overlay
 
 WORK_SIZE = 384  # longer side of the preview computation (about a second a click on 2 busy cores; BENCHMARKS.md)
 VIEW_SIZE = 2048  # longer side of the picture the page shows and takes clicks on
 CLICKS_FILE = "clicks.json"
-BUDGET_OPTION = "refine_patches"  # the keyword a click network's predict takes as its refinement budget
 
 
 @dataclass
@@ -41,8 +41,8 @@ class Preview:
 
     alpha: np.ndarray | None  # uint8 hxw, None when the method refused the clicks (see note)
     cutout: np.ndarray | None  # uint8 hxwx4: estimated foreground colour and alpha
-    uncertainty: np.ndarray | None  # float32 hxw, the network's sigma, when it returns one
-    patches: list[list[float]]  # refined patches [x0, y0, x1, y1] in working-resolution pixels
+    uncertainty: np.ndarray | None  # uint8 hxwx3: the network's sigma as a heat map over the image
+    patches: list[list[float]]  # refined patches [x0, y0, x1, y1] (end-exclusive) in working-resolution pixels
     compute_ms: float
     note: str | None = None
 
@@ -65,9 +65,10 @@ def _scale_click(c: Click, sx: float, sy: float, w: int, h: int) -> Click:
 
 
 def _patch_boxes(value) -> list[list[float]]:
-    """A network's refined patches (K x 4 boxes x0, y0, x1, y1 in input pixels) as plain lists."""
-    arr = np.asarray(value, dtype=np.float64).reshape(-1, 4) if value is not None else np.zeros((0, 4))
-    return [[float(v) for v in box] for box in arr]
+    """A network's refined patches (boxes ``(y0, x0, y1, x1)``, end-exclusive, in input pixels,
+    as the click family returns them) as ``[x0, y0, x1, y1]`` lists for the page."""
+    arr = np.asarray(value if value is not None else [], dtype=np.float64).reshape(-1, 4)
+    return [[float(x0), float(y0), float(x1), float(y1)] for y0, x0, y1, x1 in arr]
 
 
 class StudioSession:
@@ -79,6 +80,7 @@ class StudioSession:
         if work_size < 16:
             raise MatteError(f"--work-size {work_size}: give at least 16 pixels")
         method.check_guidance("clicks")
+        check_outputs(options.outputs, method)
         self.options = options
         self.method = method
         self.work_size = work_size
@@ -93,17 +95,16 @@ class StudioSession:
         self._images: OrderedDict[int, np.ndarray] = OrderedDict()
         self._views: OrderedDict[int, bytes] = OrderedDict()
         self.budget: int | None = None
-        if self.supports_budget:
-            import inspect
-
-            default = inspect.signature(method.model.predict).parameters[BUDGET_OPTION].default
-            self.budget = int(default) if isinstance(default, (int, float)) else 0
+        if self.supports_budget:  # --refine-patches, else the checkpoint's own budget
+            given = method.refine_patches
+            self.budget = int(method.model.refine_patches if given is None else given)
         self._restore_clicks()
 
     # -- setup ----------------------------------------------------------------------------------
     @property
     def supports_budget(self) -> bool:
-        return hasattr(self.method, "accepts") and self.method.accepts(BUDGET_OPTION)
+        """A click network with uncertainty-guided local refinement (``LearnedMethod.refine_patches``)."""
+        return hasattr(self.method, "refine_patches") and hasattr(getattr(self.method, "model", None), "refine_patches")
 
     def _restore_clicks(self) -> None:
         """Reopening a folder restores the clicks saved in OUT/clicks.json."""
@@ -218,21 +219,18 @@ class StudioSession:
             state.revision += 1
 
     # -- matting --------------------------------------------------------------------------------
-    def _configure(self, radius: float, want_foreground: bool, keep: tuple[str, ...]) -> dict:
+    def _configure(self, radius: float | None, want_foreground: bool) -> dict:
         """Set the method up for one run; returns what to restore."""
         m = self.method
         before = {"click_radius": m.click_radius, "want_foreground": m.want_foreground}
         m.click_radius, m.want_foreground = radius, want_foreground
-        if hasattr(m, "keep_outputs"):
-            before["keep_outputs"] = m.keep_outputs
-            m.keep_outputs = keep
         if self.supports_budget:
-            before["predict_options"] = dict(m.predict_options)
-            m.predict_options = {**m.predict_options, BUDGET_OPTION: self.budget}
+            before["refine_patches"] = m.refine_patches
+            m.refine_patches = self.budget
         return before
 
-    def _run(self, job: Job, radius: float, want_foreground: bool, keep: tuple[str, ...] = ()):
-        before = self._configure(radius, want_foreground, keep)
+    def _run(self, job: Job, radius: float | None, want_foreground: bool):
+        before = self._configure(radius, want_foreground)
         try:
             [(_, result)] = list(self.method.run([job]))
         finally:
@@ -256,17 +254,20 @@ class StudioSession:
             sx, sy = w / full_w, h / full_h
             clicks = [_scale_click(c, sx, sy, w, h) for c in state.clicks]
             job = Job(state.item, small, clicks, "clicks")
-            result = self._run(job, self.options.click_radius * min(sx, sy), True, ("uncertainty", "patches"))
+            # an explicit radius scales with the image; a network's own rule (None) is applied to the small image
+            radius = self.method.click_radius
+            result = self._run(job, None if radius is None else radius * min(sx, sy), True)
             if isinstance(result, Exception):
                 preview = Preview(None, None, None, [], (time.perf_counter() - start) * 1000, str(result))
             else:
-                alpha, fg = result
+                alpha, fg, *rest = result
+                extras = rest[0] if rest else {}
                 if fg is None:
                     fg = self.method.foreground(small, alpha)
-                sigma = job.outputs.get("uncertainty")
+                sigma = extras.get("uncertainty")
                 preview = Preview(unit_to_uint8(alpha), np.dstack([unit_to_uint8(fg), unit_to_uint8(alpha)]),
-                                  None if sigma is None else np.asarray(sigma, np.float32).reshape(h, w),
-                                  _patch_boxes(job.outputs.get("patches")), (time.perf_counter() - start) * 1000)
+                                  None if sigma is None else uncertainty_overlay(small, sigma),
+                                  _patch_boxes(extras.get("patches")), (time.perf_counter() - start) * 1000)
             state.preview = (key, preview)
             return preview
 
@@ -277,7 +278,7 @@ class StudioSession:
             if not state.clicks:
                 raise MatteError(f"{state.item.rel}: no clicks to save")
             job = Job(state.item, self.image(index), list(state.clicks), "clicks")
-            result = self._run(job, self.options.click_radius, self.writer.needs_foreground)
+            result = self._run(job, self.method.click_radius, self.writer.needs_foreground)
             if isinstance(result, Exception):
                 raise result if isinstance(result, MatteError) else MatteError(str(result))
             kinds = list(self.writer.kinds)
@@ -297,7 +298,9 @@ class StudioSession:
         """The ``mattecli matte`` command that reproduces the saved mattes."""
         o = self.options
         parts = ["mattecli", "matte", str(o.input), "--clicks", str(self.clicks_path), "--out", str(o.out),
-                 "--output", ",".join(o.outputs), "--click-radius", f"{o.click_radius:g}"]
+                 "--output", ",".join(o.outputs)]
+        if self.method.click_radius is not None:  # None: the network's own radius rule, matte's default too
+            parts += ["--click-radius", f"{self.method.click_radius:g}"]
         if "comp" in o.outputs:
             parts += ["--bg-color", "{},{},{}".format(*o.bg_color)]
             if o.bg_image is not None:
@@ -311,11 +314,4 @@ class StudioSession:
         return " ".join(parts) + " --overwrite"
 
 
-def heat_map(sigma: np.ndarray) -> np.ndarray:
-    """uint8 hxwx3 RGB heat map of an uncertainty map (scaled by its 99th percentile)."""
-    top = float(np.percentile(sigma, 99)) if sigma.size else 0.0
-    level = unit_to_uint8(np.clip(sigma / top, 0.0, 1.0)) if top > 0 else np.zeros(sigma.shape, np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(level, cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
-
-
-__all__ = ["StudioSession", "Preview", "heat_map", "WORK_SIZE", "CLICKS_FILE"]
+__all__ = ["StudioSession", "Preview", "WORK_SIZE", "CLICKS_FILE"]

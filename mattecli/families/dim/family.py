@@ -24,7 +24,8 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mattecli.console import console
-from mattecli.families.dim.data import DIMTrainDataset, DIMValDataset, check_files, find_samples
+from mattecli.data.sources import check_files, find_samples
+from mattecli.families.dim.data import DIMTrainDataset, DIMValDataset
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, TrimapSpec
 from mattecli.errors import MatteError
 from mattecli.families.dim.losses import dim_loss
