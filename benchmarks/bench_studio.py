@@ -13,11 +13,14 @@ foreground one. Three clocks per click:
   canvas to the redrawn matte (the page's own ``performance.now()`` clock).
 
 Median and 95th percentile (numpy's linear interpolation) over the 20 clicks. ``--weights``
-adds a click checkpoint; ``--full`` adds the classical method without a working resolution
+adds a click checkpoint; ``--click-quick`` adds the click family's network in the
+``recipes/click-quick.toml`` configuration with *untrained* weights (its latency is the trained
+network's: same architecture, same refinement budget; its mattes mean nothing); ``--full`` adds
+the classical method without a working resolution
 (work size = image size) at the sizes given, to show what the working resolution buys.
 ``--screenshot PATH`` saves a picture of the page after the clicks (the first size).
 
-    python benchmarks/bench_studio.py [--sizes 512,1024] [--clicks 20] [--weights click.pt]
+    python benchmarks/bench_studio.py [--sizes 512,1024] [--clicks 20] [--weights click.pt] [--click-quick]
         [--full 512] [--screenshot docs/img/studio.jpg]
 """
 from __future__ import annotations
@@ -128,6 +131,20 @@ def browser_side(server: StudioServer, clicks, size: tuple[int, int], screenshot
         driver.quit()
 
 
+def save_click_quick(path: Path) -> None:
+    """The click family's network as recipes/click-quick.toml builds it (refine stage), random weights."""
+    import torch
+
+    from mattecli.families.registry import build_model, get_family
+    from mattecli.io.checkpoint import save_checkpoint
+    from mattecli.train.recipe import load_recipe, stage_recipe
+
+    recipe = stage_recipe(load_recipe("click-quick"), "refine")
+    config = get_family("click").model_config(recipe)
+    torch.manual_seed(0)
+    save_checkpoint(path, {"family": "click", "model_config": config, "model": build_model("click", config).state_dict()})
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA)
@@ -135,6 +152,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="512,1024")
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--weights", type=Path, default=None, help="a click checkpoint to time as well")
+    ap.add_argument("--click-quick", action="store_true", help="time the click-quick network (untrained weights)")
     ap.add_argument("--full", default="512", help="sizes at which to time the classical method at full resolution too")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-browser", action="store_true")
@@ -149,6 +167,11 @@ def main() -> None:
     runs += [(side, "classical, full res", None, side) for side in sizes if side in full]
     if args.weights is not None:
         runs += [(side, f"checkpoint {args.weights.name}", args.weights, WORK_SIZE) for side in sizes]
+    scratch = tempfile.TemporaryDirectory()
+    if args.click_quick:
+        quick = Path(scratch.name) / "click-quick-untrained.pt"
+        save_click_quick(quick)
+        runs += [(side, "click-quick net (untrained)", quick, WORK_SIZE) for side in sizes]
     print(f"{args.image}, {args.clicks} clicks; compute = matting + foreground at the working resolution; "
           f"server = /api/click round trip; browser = mousedown to redrawn matte (ms)", flush=True)
     print(f"{'size':>9} {'method':<28} {'work':>5} {'compute p50':>11} {'p95':>5} {'server p50':>10} {'p95':>5} "
