@@ -227,6 +227,7 @@ document.addEventListener("keydown", (ev) => {
     });
     if (state.budget !== null) {
       $("budget-box").hidden = false;
+      $("budget").max = String(Math.max(64, 2 * state.budget));
       $("budget").value = String(state.budget);
       $("budget-value").textContent = String(state.budget);
     }
