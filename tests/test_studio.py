@@ -316,3 +316,15 @@ def test_unwritable_output_is_one_line_and_nothing_is_lost(tmp_path):
         status, err = client.json("POST", "/api/save", {"i": 0})
         assert status == 400 and "cannot write" in err["error"] and "\n" not in err["error"]
         assert len(client.json("GET", "/api/image?i=0")[1]["clicks"]) == 1  # the clicks are still there
+
+
+def test_a_trimap_network_is_refused_with_one_line(tmp_path):
+    import train_tiny_family as tiny
+
+    from mattecli.io.checkpoint import save_checkpoint
+
+    make_folder(tmp_path)
+    save_checkpoint(tmp_path / "dim.pt", {"family": "tiny", "model_config": {"width": 6, "refine": False},
+                                          "model": tiny.TinyMatter().state_dict()})
+    with pytest.raises(MatteError, match="takes --trimap, not --clicks"):
+        classical_session(tmp_path / "in", tmp_path / "out", weights=tmp_path / "dim.pt")
