@@ -107,6 +107,110 @@ def _predict(weights: Path, data: Optional[Path], pred_dir: Path, device: str, b
         console.print(f"[red]error[/] {line}", soft_wrap=True)
 
 
+def _simulate_clicks(clicks: int, image_dir: Optional[Path], gt: Optional[Path], trimap: Optional[Path],
+                     data: Optional[Path], weights: Optional[Path], device: str, batch_size: int,
+                     refine_patches: Optional[int], metrics: str, convention: str, workers: int, skip_missing: bool,
+                     json_path: Optional[Path], csv_path: Optional[Path], plot: Optional[Path], sheet: Optional[Path],
+                     target_sad: float, worst: int) -> None:
+    """``--simulate-clicks N``: the clicks-against-error protocol (mattecli.inference.click_protocol)."""
+    from rich.table import Table
+
+    from mattecli.console import console, progress
+    from mattecli.errors import MatteError
+    from mattecli.inference.click_protocol import images_from_dataset, images_from_folders, plot_curve, simulate
+    from mattecli.inference.methods import build_method
+    from mattecli.io import atomic
+    from mattecli.metrics import CONVENTIONS, check_metric_names
+
+    if trimap is not None:
+        raise MatteError("--simulate-clicks scores every pixel (no trimap is given to a click method); drop --trimap")
+    if workers:
+        raise MatteError("--workers applies to scoring saved predictions; --simulate-clicks mattes in one process")
+    try:
+        names = check_metric_names(metrics.split(","))
+    except ValueError as exc:
+        raise MatteError(f"--metrics: {exc}") from None
+    if "sad" not in names:
+        names = check_metric_names(["sad", *names])  # the summary and the plot need SAD
+    if convention not in CONVENTIONS:
+        raise MatteError(f"--convention: {convention!r} is not one of {', '.join(CONVENTIONS)}")
+    if data is not None:
+        if image_dir is not None or gt is not None:
+            raise MatteError("give either --data, or an image folder and --gt, not both")
+        images, missing = images_from_dataset(data), []
+    else:
+        if image_dir is None or gt is None:
+            raise MatteError("--simulate-clicks needs --data DATASET, or IMAGE_DIR (the positional folder) and --gt")
+        images, missing = images_from_folders(image_dir, gt)
+    for line in missing:
+        console.print(f"[yellow]missing[/] {line}", soft_wrap=True)
+    if missing and not skip_missing:
+        raise MatteError(f"{len(missing)} image(s) lack a ground truth (listed above); pass --skip-missing")
+    if not images:
+        raise MatteError("nothing to evaluate: no image has a ground truth")
+    method = build_method(weights, "classical", device, batch_size, refine_patches=refine_patches)
+    console.print(method.describe())
+    kept: list = []
+
+    def keep(curve, image, alpha, extras) -> None:
+        if sheet is not None and len(kept) < 6:
+            kept.append((curve, image, alpha, extras))
+
+    with progress("click") as bar:
+        task = bar.add_task(f"{len(images)} image(s) x {clicks} click(s)", total=clicks)
+        curve = simulate(method, images, clicks, names, convention, on_round=lambda n: bar.advance(task), keep=keep)
+    for line in curve.failures:
+        console.print(f"[red]error[/] {line}", soft_wrap=True)
+    if not curve.images:
+        raise MatteError("no image could be matted (listed above)")
+    table = Table(title=f"mean over {len(curve.images)} image(s) after n simulated clicks (all pixels)",
+                  caption="SAD, Grad, Conn / 1000; MSE raw")
+    table.add_column("clicks", justify="right")
+    for m in names:
+        table.add_column(_TITLES[m], justify="right")
+    for n in range(1, clicks + 1):
+        mean = curve.mean(n)
+        table.add_row(str(n), *(_FORMATS[m].format(mean[m]) for m in names))
+    console.print(table)
+    summary = curve.summary(target_sad)
+    console.print(f"clicks to reach SAD <= {target_sad:g}: mean {summary['mean_clicks']:.2f} "
+                  f"({summary['never_reached']} of {summary['images']} never within {clicks}; counted as {clicks + 1}); "
+                  f"{curve.seconds_per_click():.3f} s per click")
+    if worst:
+        for im in sorted(curve.images, key=lambda im: -im.scores[-1]["sad"])[:worst]:
+            console.print(f"  worst after {clicks}: {im.name}  SAD {im.scores[-1]['sad']:.3f}", soft_wrap=True)
+    if json_path is not None:
+        atomic.write_json(json_path, curve.to_json(target_sad))
+    if csv_path is not None:
+        atomic.write_text(csv_path, curve.to_csv())
+    if plot is not None:
+        plot_curve({"weights" if weights else "classical": curve}, plot, target_sad=target_sad)
+        console.print(f"plot: {plot}")
+    if sheet is not None:
+        _click_sheet(sheet, kept)
+        console.print(f"contact sheet: {sheet}")
+    if curve.failures:
+        raise MatteError(f"{len(curve.failures)} image(s) could not be matted (listed above)")
+
+
+def _click_sheet(path: Path, kept: list) -> None:
+    """Per image: clicks on the image, alpha after the last click, uncertainty heat map (when predicted)."""
+    from mattecli.report import alpha_display, write_contact_sheet
+    from mattecli.report.heatmap import draw_boxes, draw_clicks, uncertainty_overlay
+
+    rows, labels = [], []
+    for curve, image, alpha, extras in kept:
+        sigma = extras.get("uncertainty")
+        heat = None
+        if sigma is not None:
+            heat = draw_boxes(uncertainty_overlay(image, sigma), extras.get("patches", []))
+        rows.append([draw_clicks(image, curve.clicks), alpha_display(alpha), heat])
+        labels.append([f"{curve.name}: {len(curve.clicks)} click(s)", f"alpha, SAD {curve.scores[-1]['sad']:.2f}",
+                       "uncertainty (refined patches outlined)" if heat is not None else ""])
+    if rows:
+        write_contact_sheet(path, rows, labels, cell_width=256)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("eval")
     def eval_(
@@ -133,11 +237,34 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="With --weights: auto, cpu, cuda or cuda:N."),
         batch_size: int = typer.Option(1, "--batch-size", min=1, help="With --weights: images per batch."),
         max_pixels: Optional[int] = max_pixels_option(),
+        simulate_clicks: int = typer.Option(0, "--simulate-clicks", min=0,
+                                            help="Clicks against error: a simulated user clicks N times (deepest "
+                                                 "point of the larger error region); the method (classical, or "
+                                                 "--weights of a click network) re-mattes after each click. Inputs: "
+                                                 "--data, or the positional folder as images with --gt."),
+        target_sad: float = typer.Option(1.0, "--target-sad", min=0.0,
+                                         help="With --simulate-clicks: report the clicks needed to reach this SAD."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="With --simulate-clicks: SAD-against-clicks plot (PNG)."),
+        sheet: Optional[Path] = typer.Option(None, "--sheet",
+                                             help="With --simulate-clicks: contact sheet of clicks, alpha and "
+                                                  "uncertainty heat map (PNG)."),
+        refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
+                                                     help="With --simulate-clicks and a click network: patches to "
+                                                          "refine (0 = off) [default: the checkpoint's]."),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient and Connectivity over the unknown region."""
         from mattecli.errors import MatteError
 
         apply_max_pixels(max_pixels)
+        if simulate_clicks:
+            _simulate_clicks(simulate_clicks, pred_dir, gt, trimap, data, weights, device, batch_size, refine_patches,
+                             metrics, convention, workers, skip_missing, json_path, csv_path, plot, sheet, target_sad,
+                             worst)
+            return
+        for flag, value in (("--plot", plot), ("--sheet", sheet), ("--refine-patches", refine_patches)):
+            if value is not None:
+                raise MatteError(f"{flag} applies to --simulate-clicks only")
+
         if pred_dir is None:
             if weights is None or data is None:
                 raise MatteError("give PRED_DIR (or --weights CKPT --data DATASET to predict first)")

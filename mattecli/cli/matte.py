@@ -23,7 +23,13 @@ def register(app: typer.Typer) -> None:
                                               help='JSON: image name -> [{"x", "y", "label": "fg"|"bg"}].'),
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),
-        click_radius: float = typer.Option(5.0, "--click-radius", min=0.0, help="Radius of a click's disk in pixels."),
+        click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
+                                                     help="Radius of a click's disk in pixels [default: 5 for the "
+                                                          "classical method; click networks: 15 at their training "
+                                                          "side, scaled with the image's shorter side]."),
+        refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
+                                                     help="Click networks: refine the K most uncertain 64x64 patches "
+                                                          "(0 = off) [default: the checkpoint's]."),
         method: str = typer.Option("classical", "--method", "-m", help="classical (no weights needed)."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="A trained checkpoint (its family is read from it)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
@@ -44,17 +50,18 @@ def register(app: typer.Typer) -> None:
         from mattecli.shards import parse_shard
         from mattecli.console import console, printable, progress
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
+        from mattecli.inference.clicks import DEFAULT_RADIUS
         from mattecli.inference.methods import build_method
         from mattecli.io.images import read_rgb
 
         apply_max_pixels(max_pixels)
         options = MatteOptions(
             input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), trimap=trimap, clicks=clicks,
-            background=background, click_radius=click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
+            background=background, click_radius=DEFAULT_RADIUS if click_radius is None else click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
             alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard))
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
-        runner = build_method(weights, method, device, batch_size, precision, click_radius)
+        runner = build_method(weights, method, device, batch_size, precision, click_radius, refine_patches)
         plan = plan_matte(options, runner)  # every setup error before any output
         console.print(runner.describe())
         with progress("img") as bar:

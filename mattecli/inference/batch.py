@@ -312,16 +312,30 @@ class MattePlan:
     items: list[Item]
 
 
+def check_outputs(kinds: tuple[str, ...], method) -> None:
+    """Refuse output kinds the method cannot produce (a network's extra maps)."""
+    for kind in kinds:
+        if kind in EXTRA_KINDS and kind not in getattr(method, "extra_outputs", ()):
+            raise MatteError(f"--output {kind}: {method.name} predicts no {kind} map")
+
+
 def plan_matte(options: MatteOptions, method) -> MattePlan:
     """Check the flags against the method and list this shard's images (raises MatteError)."""
     guidance = GuidanceSource(options)
     method.check_guidance(guidance.kind)
-    for kind in options.outputs:
-        if kind in EXTRA_KINDS and kind not in getattr(method, "extra_outputs", ()):
-            raise MatteError(f"--output {kind}: {method.name} predicts no {kind} map")
+    check_outputs(options.outputs, method)
     writer = OutputWriter(options)
     method.want_foreground = writer.needs_foreground
     return MattePlan(options, guidance, writer, plan_items(options, guidance))
+
+
+def write_result(method, writer: OutputWriter, job: Job, result: tuple, kinds: list[str]) -> None:
+    """Write one method result ``(alpha, fg or None[, extras])``: estimate the foreground colour
+    if the outputs need it and the method gave none."""
+    alpha, fg, *rest = result
+    if fg is None and writer.needs_foreground:
+        fg = method.foreground(job.image, alpha)
+    writer.write(job.item, alpha, fg, kinds, rest[0] if rest else None)
 
 
 def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None] | None = None,
@@ -372,10 +386,7 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
             report(job.item, "failed", str(result))
             continue
         try:
-            alpha, fg, *rest = result
-            if fg is None and writer.needs_foreground:
-                fg = method.foreground(job.image, alpha)
-            writer.write(job.item, alpha, fg, kinds, rest[0] if rest else None)
+            write_result(method, writer, job, result, kinds)
         except (MatteError, OSError, ValueError) as exc:
             report(job.item, "failed", str(exc))
             continue
@@ -385,5 +396,5 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
 
 
 __all__ = ["Item", "Job", "MatteOptions", "MattePlan", "MatteSummary", "OutputWriter", "GuidanceFiles", "GuidanceSource",
-           "discover", "extra_to_image", "output_names", "plan_items", "plan_matte", "run_matte", "OUTPUT_KINDS",
-           "EXTRA_KINDS"]
+           "discover", "extra_to_image", "output_names", "plan_items", "plan_matte", "run_matte", "write_result",
+           "check_outputs", "OUTPUT_KINDS", "EXTRA_KINDS"]

@@ -5,30 +5,21 @@ File format: ``{"<image>": [{"x": 12, "y": 30.5, "label": "fg"}, ...], ...}`` wh
 input is one image), with or without the extension, ``x``/``y`` are pixel coordinates
 (column, row; 0-based, origin top-left) and ``label`` is "fg" or "bg".
 
-A click becomes a disk of ``radius`` pixels: every pixel whose centre lies within
-``radius`` of the click. Where disks overlap, the later click in the list wins.
+The maps a method reads clicks as (the signed map U, the 2-channel network guidance, the
+classical method's constraints) are drawn by :mod:`mattecli.data.clicks`, one implementation
+for every user; they are re-exported here.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-import numpy as np
-
-from mattecli.data.trimap import BACKGROUND, FOREGROUND, UNKNOWN
+from mattecli.data.clicks import (DEFAULT_RADIUS, Click, check_inside, click_maps, constraint_map,  # noqa: F401
+                                  signed_click_map)
 from mattecli.errors import BadInput
 
-DEFAULT_RADIUS = 5
 LABELS = {"fg": True, "bg": False}
-
-
-@dataclass(frozen=True)
-class Click:
-    x: float
-    y: float
-    positive: bool  # True: foreground, False: background
 
 
 def _parse_click(path: Path, key: str, i: int, entry: object) -> Click:
@@ -66,40 +57,22 @@ def read_clicks(path: str | os.PathLike) -> dict[str, list[Click]]:
     return out
 
 
+def clicks_to_json(clicks: dict[str, list[Click]]) -> dict[str, list[dict[str, object]]]:
+    """The JSON object :func:`read_clicks` reads back to the same clicks (floats round-trip exactly)."""
+    return {key: [{"x": c.x, "y": c.y, "label": "fg" if c.positive else "bg"} for c in entries]
+            for key, entries in clicks.items()}
+
+
+def write_clicks(path: str | os.PathLike, clicks: dict[str, list[Click]]) -> None:
+    """Write a clicks file atomically, in the format ``matte --clicks`` reads."""
+    from mattecli.io.atomic import write_json
+
+    write_json(path, clicks_to_json(clicks))
+
+
 def clicks_for(clicks: dict[str, list[Click]], rel: PurePosixPath) -> tuple[str, list[Click]] | None:
     """The (key, clicks) naming the image at ``rel``: with its extension first, then without."""
     for key in (rel.as_posix(), rel.with_suffix("").as_posix()):
         if key in clicks:
             return key, clicks[key]
     return None
-
-
-def _disks(clicks: list[Click], height: int, width: int, radius: float, path: object) -> list[tuple[np.ndarray, Click]]:
-    ys, xs = np.ogrid[:height, :width]
-    disks = []
-    for c in clicks:
-        if not (0 <= c.x <= width - 1 and 0 <= c.y <= height - 1):
-            raise BadInput(path, f"click at ({c.x:g}, {c.y:g}) lies outside the {width}x{height} image")
-        disks.append(((xs - c.x) ** 2 + (ys - c.y) ** 2 <= radius * radius, c))
-    return disks
-
-
-def constraint_map(clicks: list[Click], height: int, width: int, radius: float = DEFAULT_RADIUS,
-                   path: object = "clicks") -> np.ndarray:
-    """uint8 HxW in the trimap encoding: 255 foreground disks, 0 background disks, 128 free."""
-    out = np.full((height, width), UNKNOWN, np.uint8)
-    for disk, c in _disks(clicks, height, width, radius, path):
-        out[disk] = FOREGROUND if c.positive else BACKGROUND
-    return out
-
-
-def click_maps(clicks: list[Click], height: int, width: int, radius: float = DEFAULT_RADIUS,
-               path: object = "clicks") -> np.ndarray:
-    """float32 2xHxW guidance for click models: channel 0 positive disks, 1 negative disks (0/1).
-
-    Unlike :func:`constraint_map`, overlapping disks of both labels both stay set.
-    """
-    out = np.zeros((2, height, width), np.float32)
-    for disk, c in _disks(clicks, height, width, radius, path):
-        out[0 if c.positive else 1][disk] = 1.0
-    return out

@@ -17,7 +17,7 @@ import torch
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, clamp_known
 from mattecli.devices import device_name, resolve_device
 from mattecli.errors import BadInput, MatteError
-from mattecli.inference.clicks import click_maps, constraint_map
+from mattecli.data.clicks import DEFAULT_RADIUS, click_maps, constraint_map
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
 from mattecli.inference.foreground import estimate_foreground, estimate_foreground_tensor
 
@@ -57,9 +57,9 @@ class ClassicalMethod(Method):
     name = "the classical method"
     guidance_kinds = ("trimap", "clicks", "background")
 
-    def __init__(self, device: torch.device, click_radius: float = 5.0) -> None:
+    def __init__(self, device: torch.device, click_radius: float | None = None) -> None:
         super().__init__(device)
-        self.click_radius = click_radius
+        self.click_radius = DEFAULT_RADIUS if click_radius is None else click_radius
 
     def describe(self) -> str:
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
@@ -101,7 +101,8 @@ class LearnedMethod(Method):
     """A trained network from a checkpoint; the family (and so the guidance) is read from the file."""
 
     def __init__(self, weights: str | os.PathLike, device: torch.device, batch_size: int = 1,
-                 precision: str = "fp32", click_radius: float = 5.0) -> None:
+                 precision: str = "fp32", click_radius: float | None = None,
+                 refine_patches: int | None = None) -> None:
         super().__init__(device)
         from mattecli.families.registry import load_model
 
@@ -119,7 +120,14 @@ class LearnedMethod(Method):
                           "none": "no guidance"}[self.model.guidance]
         self.batch_size = max(1, batch_size)
         self.precision = precision
+        #: None: the network's own radius rule (``model.click_radius_for``), else DEFAULT_RADIUS
         self.click_radius = click_radius
+        #: uncertainty-guided refinement budget (click networks); None: the checkpoint's default
+        if refine_patches is not None and not hasattr(self.model, "refine_patches"):
+            raise MatteError(f"--refine-patches: {self.name} has no local refinement (click networks only)")
+        if refine_patches is not None and refine_patches < 0:
+            raise MatteError(f"--refine-patches {refine_patches}: expected 0 (off) or more patches")
+        self.refine_patches = refine_patches
 
     def describe(self) -> str:
         return (f"method: '{self.family}' network, {self.model.guidance} guidance, batch {self.batch_size}, "
@@ -130,6 +138,13 @@ class LearnedMethod(Method):
             if self.model.guidance == "none":
                 raise MatteError(f"{self.name} takes no guidance; drop --{kind}")
             super().check_guidance(kind)
+
+    def radius_for(self, height: int, width: int) -> float:
+        """The click disk radius: ``--click-radius`` when given, else the network's rule."""
+        if self.click_radius is not None:
+            return self.click_radius
+        rule = getattr(self.model, "click_radius_for", None)
+        return rule(height, width) if rule is not None else DEFAULT_RADIUS
 
     # -- preparing one job: (input crop box, image tensor 3xhxw, guidance tensor or None)
     def _prepare(self, job) -> tuple[tuple[int, int, int, int], torch.Tensor, torch.Tensor | None]:
@@ -147,7 +162,7 @@ class LearnedMethod(Method):
         elif job.kind == "background":
             g = _chw_float(job.guidance)
         elif job.kind == "clicks":
-            g = torch.from_numpy(click_maps(job.guidance, h, w, self.click_radius, path=job.item.path))
+            g = torch.from_numpy(click_maps(job.guidance, h, w, self.radius_for(h, w), path=job.item.path))
         else:
             g = None
         return box, image, g
@@ -157,7 +172,10 @@ class LearnedMethod(Method):
         guidance = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(self.device)
         with torch.no_grad(), torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
                                              enabled=self.precision != "fp32"):
-            out = self.model.predict(images, guidance)
+            if self.refine_patches is None:
+                out = self.model.predict(images, guidance)
+            else:
+                out = self.model.predict(images, guidance, refine_patches=self.refine_patches)
         alpha = out["alpha"].float().clamp(0.0, 1.0)
         fg = out.get("fg")
         cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, _, _ in batch)
@@ -171,6 +189,8 @@ class LearnedMethod(Method):
             pasted = self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0))
             if extras:
                 pasted = (*pasted, {name: self._paste_map(job, box, value[k, 0]) for name, value in extras.items()})
+                if "patches" in out and box == (0, job.image.shape[0], 0, job.image.shape[1]):
+                    pasted[2]["patches"] = list(out["patches"][k])  # refined boxes (y0, x0, y1, x1)
             results.append((job, pasted))
         return results
 
@@ -221,10 +241,14 @@ class LearnedMethod(Method):
 
 
 def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
-                 precision: str = "fp32", click_radius: float = 5.0) -> Method:
+                 precision: str = "fp32", click_radius: float | None = None,
+                 refine_patches: int | None = None) -> Method:
     dev = resolve_device(device)
     if weights is not None:
-        return LearnedMethod(weights, dev, batch_size, precision, click_radius)
+        return LearnedMethod(weights, dev, batch_size, precision, click_radius, refine_patches)
+    if refine_patches is not None:
+        raise MatteError("--refine-patches applies to click networks (--weights); the classical method has no "
+                         "local refinement")
     if method != "classical":
         raise MatteError(f"--method {method}: only 'classical' runs without --weights")
     if precision != "fp32":

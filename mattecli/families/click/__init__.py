@@ -1,0 +1,1 @@
+"""Click-based matting with uncertainty (Wei, Chen, Zhou, Liao, Zhao, Zhang, Yu, CVPR 2021)."""

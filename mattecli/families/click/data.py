@@ -1,0 +1,155 @@
+"""Training and validation samples for click matting, with a simulated user.
+
+Training, per sample (deterministic in (seed, epoch, index) through ``rng_for``): a new random
+background, composited on the fly; a square crop (one of ``crop_sizes``) centred on a random
+transition pixel (0 < alpha < 1), scaled up first when the image is smaller; resized to
+``input_size``; a random horizontal flip. Then the simulated user (the paper: m ~ Geometric(1/6)
+clicks of radius 15; the placement rules are ours, docs/click.md):
+
+- m ~ Geometric(p) on {1, 2, ...} truncated to ``max_clicks`` (the conditional distribution,
+  :func:`mattecli.data.clicks.truncated_geometric`): at p = 1/6 the untruncated tail beyond 10
+  clicks holds 16% of the mass, which a person never clicks;
+- the first click is foreground, each further click foreground with probability ``fg_prob``;
+- foreground clicks land on a uniformly random opaque pixel (alpha = 1), background clicks
+  on a clear one (alpha = 0); a click whose region is empty in the crop is left out.
+
+``seed`` in each sample (an int64) seeds the error-driven extra clicks the family adds in
+``losses`` (RITM-style), so they too are reproducible.
+
+Validation: the dataset's fixed composites, whole images, and the deterministic pair of
+clicks the evaluation protocol starts with: the deepest foreground point, then the deepest
+background point; radius scaled with the image (:func:`mattecli.data.clicks.scaled_radius`).
+Every validation pixel is scored (the trimap given to the engine is all unknown).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mattecli.data.clicks import (Click, distance_inside, scaled_radius, signed_click_map, split_signed,
+                                  truncated_geometric)
+from mattecli.data.composite import composite, composite_uint8, crop_range, fit_background
+from mattecli.data.sources import (MattingSample, MattingSource, crop_around, image_tensor, plane_tensor, read_pair,
+                                   resize_to)
+from mattecli.data.trimap import UNKNOWN
+from mattecli.errors import BadInput
+from mattecli.io.images import read_rgb
+from mattecli.seeding import derive_seed, rng_for
+
+
+def simulate_clicks(alpha: np.ndarray, rng: np.random.Generator, p: float = 1 / 6, max_clicks: int = 10,
+                    fg_prob: float = 0.5) -> list[Click]:
+    """The training-time user on a float alpha in [0, 1] (see the module docstring)."""
+    m = truncated_geometric(rng, p, max_clicks)
+    opaque = np.argwhere(alpha >= 1.0)
+    clear = np.argwhere(alpha <= 0.0)
+    clicks = []
+    for i in range(m):
+        positive = i == 0 or bool(rng.random() < fg_prob)
+        pool = opaque if positive else clear
+        if len(pool) == 0:
+            continue
+        y, x = pool[int(rng.integers(len(pool)))]
+        clicks.append(Click(float(x), float(y), positive))
+    return clicks
+
+
+def protocol_start(alpha: np.ndarray) -> list[Click]:
+    """The deepest foreground point (fg click), then the deepest background point (bg click)."""
+    clicks = []
+    for mask, positive in ((alpha >= 0.5, True), (alpha < 0.5, False)):
+        if mask.any():
+            depth = distance_inside(mask)
+            y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+            clicks.append(Click(float(x), float(y), positive))
+    return clicks
+
+
+class ClickTrainDataset(Dataset):
+    def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = (320, 480, 640),
+                 input_size: int = 320, flip: bool = True, radius: float = 15.0, geometric_p: float = 1 / 6,
+                 max_clicks: int = 10, fg_prob: float = 0.5) -> None:
+        self.source = source
+        self.seed = int(seed)
+        self.crop_sizes = tuple(int(c) for c in crop_sizes)
+        self.input_size = int(input_size)
+        self.flip = flip
+        self.radius = float(radius)
+        self.geometric_p = float(geometric_p)
+        self.max_clicks = int(max_clicks)
+        self.fg_prob = float(fg_prob)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = rng_for(self.seed, "click-train", self.epoch, index)
+        fg, alpha = read_pair(self.source.samples[index])
+        h, w = alpha.shape
+        bg_path = self.source.backgrounds[int(rng.integers(len(self.source.backgrounds)))]
+        bg = read_rgb(bg_path)
+        max_x, max_y = crop_range(bg.shape, w, h)
+        bg = fit_background(bg, w, h, (int(rng.integers(max_x + 1)), int(rng.integers(max_y + 1))))
+        size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
+        if h < size or w < size:
+            ratio = max(size / h, size / w)
+            w, h = max(math.ceil(w * ratio), size), max(math.ceil(h * ratio), size)
+            fg, bg, alpha = resize_to(fg, w, h), resize_to(bg, w, h), resize_to(alpha, w, h)
+        top, left = crop_around((alpha > 0) & (alpha < 255), size, rng)
+        window = (slice(top, top + size), slice(left, left + size))
+        out = self.input_size
+        fg, bg, alpha = resize_to(fg[window], out, out), resize_to(bg[window], out, out), resize_to(alpha[window], out, out)
+        if self.flip and rng.random() < 0.5:
+            fg, bg, alpha = fg[:, ::-1], bg[:, ::-1], alpha[:, ::-1]
+        alpha_f = alpha.astype(np.float32) / 255.0
+        clicks = simulate_clicks(alpha_f, rng, self.geometric_p, self.max_clicks, self.fg_prob)
+        maps = split_signed(signed_click_map(clicks, out, out, self.radius))
+        fg_t, bg_t = image_tensor(fg), image_tensor(bg)
+        alpha_t = torch.from_numpy(np.ascontiguousarray(alpha_f))[None]
+        return {"image": composite(fg_t, alpha_t, bg_t), "alpha": alpha_t, "clicks": torch.from_numpy(maps),
+                "seed": torch.tensor(derive_seed(self.seed, "click-extra", self.epoch, index), dtype=torch.int64),
+                "radius": torch.tensor(self.radius, dtype=torch.float32)}
+
+
+class ClickValDataset(Dataset):
+    """Fixed composites, whole images, the protocol's first two clicks; every pixel scored."""
+
+    def __init__(self, source: MattingSource, seed: int = 0, radius: float = 15.0, train_size: int = 320) -> None:
+        self.source = source
+        self.seed = int(seed)
+        self.radius = float(radius)
+        self.train_size = int(train_size)
+
+    def __len__(self) -> int:
+        return len(self.source.samples)
+
+    def _background(self, sample: MattingSample) -> Path:
+        if sample.bg is not None:
+            return sample.bg
+        pool = self.source.backgrounds
+        return pool[int(rng_for(self.seed, "click-val-bg", sample.name).integers(len(pool)))]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.source.samples[index]
+        fg, alpha = read_pair(sample)
+        h, w = alpha.shape
+        if sample.merged is not None:
+            merged = read_rgb(sample.merged)
+            if merged.shape[:2] != (h, w):
+                raise BadInput(sample.merged, f"is {merged.shape[1]}x{merged.shape[0]}, its alpha is {w}x{h}")
+        else:
+            merged = composite_uint8(fg, alpha, fit_background(read_rgb(self._background(sample)), w, h))
+        alpha_f = alpha.astype(np.float32) / 255.0
+        radius = scaled_radius(self.radius, self.train_size, h, w)
+        maps = split_signed(signed_click_map(protocol_start(alpha_f), h, w, radius))
+        return {"image": image_tensor(merged), "alpha": torch.from_numpy(alpha_f)[None],
+                "clicks": torch.from_numpy(maps), "trimap": plane_tensor(np.full((h, w), UNKNOWN, np.uint8))}

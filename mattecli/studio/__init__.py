@@ -1,0 +1,1 @@
+"""`mattecli studio`: interactive click matting in the browser (session core and local HTTP server)."""
