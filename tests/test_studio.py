@@ -61,8 +61,8 @@ def test_click_undo_redo_clear_navigate(studio):
     client, _, _ = studio
     status, state = client.json("GET", "/api/state")
     assert [im["name"] for im in state["images"]] == ["a.png", "b.jpg", "sub/c.png"] and state["budget"] is None
-    data = click(client, 0, FG, "fg")
-    assert data["preview"]["note"] is None
+    data = click(client, 0, FG, "fg")  # foreground alone is refused as matte refuses it: a note, no matte
+    assert "alpha" not in data["preview"] and "no background" in data["preview"]["note"]
     data = click(client, 0, BG, "bg")
     alpha = decode_png_url(data["preview"]["alpha"])
     assert alpha.shape == (48, 64) and alpha[FG[1], FG[0]] == 255 and alpha[BG[1], BG[0]] == 0
@@ -148,6 +148,7 @@ def test_files_only_under_input_and_output(studio, tmp_path):
         assert status == code, (path, status, body)
         assert b"top secret" not in body and b"Traceback" not in body
     click(client, 0, FG, "fg")
+    click(client, 0, BG, "bg")
     client.post("save", {"i": 0})
     status, _, body = client.request("GET", "/files/out/alpha/a.png")
     assert status == 200 and body == (root / "out" / "alpha" / "a.png").read_bytes()
@@ -303,6 +304,7 @@ def test_single_image_input_serves_only_that_image(tmp_path):
         assert client.request("GET", "/files/in/sub/c.png")[0] == 403
         assert [im["name"] for im in client.json("GET", "/api/state")[1]["images"]] == ["a.png"]
         click(client, 0, FG, "fg")
+        click(client, 0, BG, "bg")
         assert client.post("save", {"i": 0})["saved"] == ["alpha/a.png", "rgba/a.png", "clicks.json"]
 
 
@@ -313,9 +315,10 @@ def test_unwritable_output_is_one_line_and_nothing_is_lost(tmp_path):
     with serving(session) as server:
         client = Client(server)
         click(client, 0, FG, "fg")
+        click(client, 0, BG, "bg")
         status, err = client.json("POST", "/api/save", {"i": 0})
         assert status == 400 and "cannot write" in err["error"] and "\n" not in err["error"]
-        assert len(client.json("GET", "/api/image?i=0")[1]["clicks"]) == 1  # the clicks are still there
+        assert len(client.json("GET", "/api/image?i=0")[1]["clicks"]) == 2  # the clicks are still there
 
 
 def test_a_trimap_network_is_refused_with_one_line(tmp_path):
