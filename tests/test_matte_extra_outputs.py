@@ -1,17 +1,14 @@
 """Extra per-pixel outputs of a network (trimap, uncertainty) through `matte --output`."""
 from __future__ import annotations
 
-import sys
-
 import numpy as np
-import pytest
 import torch
 from torch import nn
 
-from mattecli.cli.app import main
 from mattecli.families.registry import register_family
 from mattecli.io.checkpoint import save_checkpoint
 from mattecli.io.images import read_raw, write_image
+from test_matte_weights import run_cli
 
 
 class ExtraStandIn(nn.Module):
@@ -35,13 +32,6 @@ class ExtraStandIn(nn.Module):
 @register_family("extra_standin")
 def _build() -> nn.Module:
     return ExtraStandIn()
-
-
-def run_cli(args, capsys, monkeypatch):
-    monkeypatch.setattr(sys, "argv", ["mattecli", "matte", *map(str, args)])
-    with pytest.raises(SystemExit) as exc:
-        main()
-    return exc.value.code, capsys.readouterr().err
 
 
 def test_trimap_and_uncertainty_outputs_hold_the_networks_maps(tmp_path, capsys, monkeypatch):
