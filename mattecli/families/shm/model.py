@@ -197,6 +197,13 @@ class SemanticHumanMatting(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
+    def set_infer_size(self, size: int) -> None:
+        """The T-Net's input side at inference (``matte --infer-size``); default from the recipe."""
+        if not isinstance(size, int) or size < TNET_STRIDE or size % TNET_STRIDE:
+            raise MatteError(f"--infer-size {size}: expected a positive multiple of {TNET_STRIDE} "
+                             f"(this network was trained at {self.config['infer_size']})")
+        self.infer_size = size
+
     # -- the parts, as training and inference call them
     def normalise(self, image: torch.Tensor) -> torch.Tensor:
         return (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
