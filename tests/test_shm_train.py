@@ -189,3 +189,26 @@ def test_bad_input_is_one_line_and_exit_2(trained, datasets, tmp_path, capsys, m
     r = invoke("train", "shm", "--data", str(datasets["train"]), "--out", str(tmp_path / "run"), "--stage", "e2e",
                "--resume", "--recipe", "shm-quick", "--device", "cpu", "--no-progress")
     assert r.exit_code != 0 and "family dim" in str(r.exception)
+
+
+def test_export_and_weights_info(trained, datasets, tmp_path, capsys, monkeypatch):
+    from mattecli.export.run import read_contract, run_exported
+
+    weights = trained / "best.pt"
+    model, _ = load_model(weights)
+    image = _image(sorted((datasets["test"] / "merged").iterdir())[0])[..., :60, :52]  # not multiples of 16
+    want = model.predict(image)
+    for fmt, name in (("torchscript", "shm.ts"), ("onnx", "shm.onnx")):
+        code, err = run_main(["export", weights, "--format", fmt, "--out", tmp_path / name], capsys, monkeypatch)
+        assert code == 0, err
+        contract = read_contract(tmp_path / name)
+        assert [o["name"] for o in contract["outputs"]] == ["alpha", "trimap"]
+        assert [i["name"] for i in contract["inputs"]] == ["image"] and contract["size_multiple"] == 16
+        got = run_exported(tmp_path / name, image)
+        assert got.shape == want["alpha"].shape
+        assert float((got - want["alpha"]).abs().max()) <= 1e-4
+    r = invoke("weights", "info", str(weights), "--json")
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["family"] == "shm" and info["guidance"] == "none" and info["stage"] == "e2e"
+    assert info["parameters"] == sum(p.numel() for p in model.parameters())

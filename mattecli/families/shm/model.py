@@ -36,7 +36,7 @@ from mattecli.backbones.vgg import CONV_INDICES, POOL_INDICES, vgg16_features
 from mattecli.errors import MatteError
 from mattecli.families.registry import register_family
 from mattecli.families.shm.classes import CLASSES, probabilities_to_trimap, split_probabilities
-from mattecli.tensors import crop_to, pad_to_multiple
+from mattecli.tensors import crop_to, pad_to_multiple, scatter_unpool
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -142,12 +142,16 @@ class MNetDecoder(nn.Module):
     def _block(self, name: str, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.norms[name](self.convs[name](x)))
 
-    def forward(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size]) -> torch.Tensor:
-        """Returns alpha logits (pre-sigmoid)."""
+    def forward(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size],
+                traceable: bool = False) -> torch.Tensor:
+        """Returns alpha logits (pre-sigmoid). ``traceable`` unpools with a scatter (same values
+        for sides that are multiples of 16), which ONNX and ``torch.jit.trace`` express."""
         x = self._block("deconv5_1", x)
         for name, idx, size in zip(("deconv4_1", "deconv3_1", "deconv2_1", "deconv1_1"),
                                    reversed(indices), reversed(sizes)):
-            x = self._block(name, F.max_unpool2d(x, idx, kernel_size=2, stride=2, output_size=size))
+            up = scatter_unpool(x, idx) if traceable else F.max_unpool2d(x, idx, kernel_size=2, stride=2,
+                                                                          output_size=size)
+            x = self._block(name, up)
         return self.alpha_prediction(x)
 
 
@@ -159,10 +163,10 @@ class MNet(nn.Module):
         self.encoder = MNetEncoder(width)
         self.decoder = MNetDecoder(width)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, traceable: bool = False) -> torch.Tensor:
         """``x``: Bx6xHxW (normalised RGB, then probabilities in class order), sides multiples of 16."""
         features, indices, sizes = self.encoder(x)
-        return torch.sigmoid(self.decoder(features, indices, sizes))
+        return torch.sigmoid(self.decoder(features, indices, sizes, traceable))
 
 
 class FusionModule(nn.Module):
@@ -279,14 +283,16 @@ class SemanticHumanMatting(nn.Module):
         ``alpha`` and the predicted ``trimap`` ({0, 0.5, 1}), both Bx1xHxW."""
         if guidance is not None:
             raise ValueError("SHM takes no guidance")
-        probs = self.trimap_probabilities(image)
-        alpha = self.fusion(probs, self.tiled_raw_alpha(image, probs))
-        return {"alpha": alpha.clamp(0.0, 1.0), "trimap": probabilities_to_trimap(probs)}
+        # pad first, so the T-Net sees what an exported graph sees (docs/families.md, export)
+        x, size = pad_to_multiple(image, MNET_STRIDE, mode="reflect")
+        probs = self.trimap_probabilities(x)
+        alpha = self.fusion(probs, self.tiled_raw_alpha(x, probs))
+        return {"alpha": crop_to(alpha.clamp(0.0, 1.0), size), "trimap": crop_to(probabilities_to_trimap(probs), size)}
 
     def export_forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:
         """``predict`` without tiling, for H and W multiples of 16 (only traceable ops)."""
         probs = self.trimap_probabilities(image)
-        alpha = self.fusion(probs, self.mnet(self.mnet_input(image, probs)))
+        alpha = self.fusion(probs, self.mnet(self.mnet_input(image, probs), traceable=True))
         return {"alpha": alpha.clamp(0.0, 1.0), "trimap": probabilities_to_trimap(probs)}
 
 
