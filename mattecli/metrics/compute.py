@@ -14,6 +14,8 @@ from mattecli.metrics.mse import mse
 from mattecli.metrics.sad import sad
 
 METRIC_NAMES = ("sad", "mse", "grad", "conn", "mad")
+#: what is computed unless asked otherwise: the four DIM metrics (MAD on request)
+DEFAULT_METRICS = ("sad", "mse", "grad", "conn")
 CONVENTIONS = ("matlab", "mmagic")
 #: which pixels are scored: the trimap's unknown band (Composition-1k) or every pixel (the
 #: trimap-free convention of the human-matting papers: SHM, MODNet, P3M)
@@ -30,7 +32,7 @@ def check_metric_names(metrics: Iterable[str]) -> tuple[str, ...]:
 
 
 def compute_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
-                    metrics: Iterable[str] = METRIC_NAMES, convention: str = "matlab",
+                    metrics: Iterable[str] = DEFAULT_METRICS, convention: str = "matlab",
                     region: str = "unknown") -> dict[str, float]:
     """SAD, MSE, Grad and Conn of one prediction, as the DIM MATLAB code computes them.
 

@@ -15,7 +15,7 @@ import numpy as np
 from mattecli.data.trimap import normalise_trimap
 from mattecli.errors import BadInput, MatteError
 from mattecli.io.images import read_raw, to_uint8
-from mattecli.metrics.compute import METRIC_NAMES, check_metric_names, compute_metrics
+from mattecli.metrics.compute import DEFAULT_METRICS, check_metric_names, compute_metrics
 from mattecli.metrics.pairing import EvalItem
 
 
@@ -109,7 +109,7 @@ def _size(arr: np.ndarray) -> str:
     return f"{arr.shape[1]}x{arr.shape[0]}"
 
 
-def score_item(item: EvalItem, metrics: Sequence[str] = METRIC_NAMES, convention: str = "matlab",
+def score_item(item: EvalItem, metrics: Sequence[str] = DEFAULT_METRICS, convention: str = "matlab",
                region: str = "unknown") -> ItemResult:
     """Read and score one item; a bad file becomes ``error`` instead of an exception.
     With ``region="all"`` the item needs no trimap (``item.trimap`` may be None)."""
@@ -142,7 +142,7 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would only contend
 
 
-def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = METRIC_NAMES,
+def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = DEFAULT_METRICS,
                    convention: str = "matlab", workers: int | None = None,
                    on_result: Callable[[ItemResult], None] | None = None, region: str = "unknown") -> EvalReport:
     """Score every item, in parallel over ``workers`` processes (default: all cores).
