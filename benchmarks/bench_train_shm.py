@@ -17,7 +17,7 @@ project's generator with the recipe's ``tnet_trimap_*`` at the T-Net's input sca
 the training throughput, and a contact sheet of the quick model on the real portraits of
 ``/work/shared/data/real/p3m_portraits`` (whose alphas are P3M-Net predictions, not truth).
 
-    python benchmarks/bench_train_shm.py --out /tmp/bench-shm [--sheet docs/img/shm_quick_p3m.png]
+    python benchmarks/bench_train_shm.py --out /tmp/bench-shm [--sheet docs/img/shm_quick_p3m.jpg]
 """
 from __future__ import annotations
 
@@ -102,7 +102,7 @@ def p3m_sheet(model: torch.nn.Module, path: Path) -> dict[str, float]:
                      checkerboard_composite(image, alpha)])
     labels = ["image", "P3M-Net alpha (reference)", "SHM-quick trimap", "SHM-quick alpha", "cutout"]
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_contact_sheet(path, rows, labels, cell_width=200)
+    write_contact_sheet(path, rows, labels, cell_width=150, label_height=18)
     return {"mad_vs_p3mnet_mean": float(np.mean(mads)), "images": len(mads)}
 
 
