@@ -190,3 +190,20 @@ def test_infer_size_is_checked():
         get_family("shm").model_config({"infer_size": 20})
     with pytest.raises(MatteError, match="e2e_crop"):
         get_family("shm").model_config({"infer_size": 16, "full_size": 64, "e2e_crop": 48})
+
+
+def test_large_images_run_the_mnet_in_tiles_that_stitch_exactly():
+    torch.manual_seed(2)
+    net = build_model("shm", TINY).eval()
+    image = torch.rand(1, 3, 40, 56)
+    whole = net.predict(image)["alpha"]
+    calls = []
+    real = net.raw_alpha
+    net.raw_alpha = lambda x, p: calls.append(tuple(x.shape[-2:])) or real(x, p)
+    net.mnet_tile, net.mnet_margin = 16, 64  # context wider than the image: every tile sees it all
+    tiled = net.predict(image)["alpha"]
+    assert len(calls) == 12 and torch.allclose(tiled, whole, atol=1e-6)
+    calls.clear()
+    net.mnet_margin = 8  # bounded memory: each pass sees at most 16 + 2 * 8 pixels a side
+    near = net.predict(image)["alpha"]
+    assert max(max(c) for c in calls) <= 32 and float((near - whole).abs().max()) < 0.1
