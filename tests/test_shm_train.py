@@ -182,6 +182,10 @@ def test_bad_input_is_one_line_and_exit_2(trained, datasets, tmp_path, capsys, m
     code, err = run_main(["matte", images, "--weights", weights, "--out", tmp_path / "w", "--infer-size", "20"],
                          capsys, monkeypatch)
     assert code == 2 and "multiple of 8" in err
+    # --init-from with a checkpoint of another family
+    r = invoke("train", "shm", "--data", str(datasets["train"]), "--out", str(tmp_path / "run2"), "--stage", "e2e",
+               "--init-from", str(dim), "--recipe", "shm-quick", "--device", "cpu", "--no-progress")
+    assert r.exit_code != 0 and "'dim' checkpoint" in str(r.exception)
     # an SHM run resumed with a checkpoint of another family
     (tmp_path / "run" / "e2e").mkdir(parents=True)
     save_checkpoint(tmp_path / "run" / "e2e" / "last.pt", {"family": "dim", "model_config": {}, "model": {},

@@ -95,6 +95,9 @@ def shm(
                                                          help="ImageNet VGG16 state dict (torchvision format) for the M-Net."),
     assignments: list[str] = typer.Option([], "--set", help="Override any recipe key: --set lr=1e-4 (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from",
+                                             help="An SHM checkpoint: the first stage starts from its weights "
+                                                  "(not its optimiser), e.g. --stage e2e from a run's mnet/best.pt."),
 ) -> None:
     """Semantic Human Matting (Chen et al. 2018): T-Net, M-Net, then end to end; mattes people without a trimap."""
     if amp is not None and amp not in ("bf16", "fp16", "none"):
@@ -103,7 +106,7 @@ def shm(
              "compile": compile_, "channels_last": channels_last,
              "backbone_weights": str(backbone_weights) if backbone_weights else None,
              "mnet_backbone_weights": str(mnet_backbone_weights) if mnet_backbone_weights else None}
-    _train("shm", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress)
+    _train("shm", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress, init_from)
 
 
 def register(app: typer.Typer) -> None:
