@@ -161,6 +161,8 @@ def export_checkpoint(ckpt_path: str | os.PathLike, fmt: str, out: str | os.Path
         if exporter in ("auto", "dynamo"):
             _require("onnxscript")
     ckpt_path, out = Path(ckpt_path), Path(out)
+    if out.resolve() == ckpt_path.resolve():
+        raise BadInput(out, "--out would replace the checkpoint being exported; choose another path")
     model, ckpt = load_model(ckpt_path, "cpu")
     model = model.float().eval()
     multiple = size_multiple(model)

@@ -76,15 +76,18 @@ def import_weights(fmt: str, source: str | os.PathLike, out: str | os.PathLike) 
         raise MatteError(f"unknown import format '{fmt}' (known: {known})")
     spec = formats[fmt]
     source, out = Path(source), Path(out)
+    if out.resolve() == source.resolve():
+        raise BadInput(out, "--out would replace the file being imported; choose another path")
     foreign = read_foreign_checkpoint(source)
     state = extract_state_dict(foreign)
     try:
         model_config, model_state = spec.convert(state)
     except MatteError as exc:
         raise BadInput(source, str(exc)) from None
-    model = build_model(spec.family, model_config)
+    with torch.device("meta"):  # shapes only: no time spent initialising weights that are replaced
+        model = build_model(spec.family, model_config)
     try:
-        model.load_state_dict(model_state, strict=True)
+        model.load_state_dict(model_state, strict=True, assign=True)
     except RuntimeError as exc:  # a converter bug, but still the user's one line
         raise BadInput(source, f"{fmt}: converted weights do not fit the network "
                                f"({str(exc).splitlines()[0][:160]})") from None
