@@ -11,7 +11,7 @@ from mattecli.errors import BadInput, MatteError
 from mattecli.families.registry import build_model, get_family
 from mattecli.families.shm import classes
 from mattecli.families.shm.classes import (CLASSES, classes_to_onehot, probabilities_to_trimap,
-                                           trimap_to_classes)
+                                           trimap_tensor_to_classes, trimap_to_classes)
 from mattecli.families.shm.losses import prediction_loss, shm_loss, trimap_loss
 from mattecli.families.shm.model import FusionModule, MNet, SemanticHumanMatting, TNet
 
@@ -22,6 +22,7 @@ def test_class_order_is_background_unknown_foreground_everywhere():
     assert CLASSES == ("background", "unknown", "foreground")
     trimap = np.array([[0, 128, 255]], np.uint8)
     assert trimap_to_classes(trimap).tolist() == [[0, 1, 2]]
+    assert trimap_tensor_to_classes(torch.from_numpy(trimap)).tolist() == [[0, 1, 2]]
     onehot = classes_to_onehot(torch.tensor([[[0, 1, 2]]]))
     assert onehot[0, :, 0].tolist() == [[1, 0, 0], [0, 1, 0], [0, 0, 1]]
     # the trimap output: the most probable class as 0 / 0.5 / 1

@@ -28,6 +28,13 @@ def trimap_to_classes(trimap: np.ndarray) -> np.ndarray:
     return out
 
 
+def trimap_tensor_to_classes(trimap: torch.Tensor) -> torch.Tensor:
+    """The same on a uint8 {0, 128, 255} tensor, on its own device (no host round trip)."""
+    out = torch.full_like(trimap, UNKNOWN_CLASS, dtype=torch.int64)
+    out = torch.where(trimap == BACKGROUND, torch.full_like(out, BACKGROUND_CLASS), out)
+    return torch.where(trimap == FOREGROUND, torch.full_like(out, FOREGROUND_CLASS), out)
+
+
 def classes_to_onehot(classes: torch.Tensor) -> torch.Tensor:
     """Bx1xHxW or BxHxW class indices -> Bx3xHxW one-hot probabilities (M-Net pre-training input)."""
     if classes.dim() == 4:

@@ -34,7 +34,7 @@ from mattecli.console import console
 from mattecli.data.sources import check_files, find_samples
 from mattecli.data.trimap import TrimapSpec
 from mattecli.errors import MatteError
-from mattecli.families.shm.classes import FOREGROUND_CLASS, UNKNOWN_CLASS, classes_to_onehot, trimap_to_classes
+from mattecli.families.shm.classes import FOREGROUND_CLASS, UNKNOWN_CLASS, classes_to_onehot, trimap_tensor_to_classes
 from mattecli.families.shm.data import STAGES, SHMTrainDataset, SHMValDataset
 from mattecli.families.shm.losses import GAMMA, LAMBDA, prediction_loss, shm_loss, trimap_loss
 from mattecli.families.shm.model import TNET_STRIDE, SemanticHumanMatting
@@ -199,7 +199,7 @@ class SHMFamily:
         if stage == "mnet":
             net.tnet.eval()  # frozen and unused: its batch-norm statistics must not move
             trimap = batch["trimap"]
-            probs = classes_to_onehot(torch.from_numpy(trimap_to_classes(trimap.cpu().numpy())).to(trimap.device))
+            probs = classes_to_onehot(trimap_tensor_to_classes(trimap))
             out = model(batch["image"], probs=probs.to(batch["image"].dtype))
             parts = prediction_loss(out["alpha"], batch["alpha"], batch["fg"], batch["bg"], batch["image"],
                                     unknown_weight(trimap), gamma=w["gamma"])
@@ -222,7 +222,7 @@ class SHMFamily:
                     + 0.5 * probs[:, UNKNOWN_CLASS:UNKNOWN_CLASS + 1]).clamp(0, 1)
         if stage == "mnet":
             trimap = batch["gt_trimap"]
-            probs = classes_to_onehot(torch.from_numpy(trimap_to_classes(trimap.cpu().numpy())).to(image.device))
+            probs = classes_to_onehot(trimap_tensor_to_classes(trimap))
             return net.fusion(probs, net.tiled_raw_alpha(image, probs.to(image.dtype))).clamp(0, 1)
         return net.predict(image)["alpha"]
 
