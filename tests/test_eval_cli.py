@@ -46,7 +46,7 @@ def test_json_and_csv_hold_the_metrics_of_each_pair(tmp_path, monkeypatch, capsy
                                                       "--csv", str(tmp_path / "r.csv")))
     assert code == 0, err
     report = json.loads((tmp_path / "r.json").read_text())
-    assert set(report) == {"count", "mean", "images"} and report["count"] == 3
+    assert set(report) == {"count", "region", "mean", "images"} and report["count"] == 3 and report["region"] == "unknown"
     for item in report["images"]:
         want = compute_metrics(*cases[item["name"]])
         assert {k: item[k] for k in want} == pytest.approx(want, rel=1e-12)

@@ -89,10 +89,12 @@ class ResNet(nn.Module):
 
     ``features(x)`` gives ``{"stem": /2 after conv1, "layer1": /4, ..., "layer4": /32 or less
     with dilation}``; ``fc`` exists only with ``num_classes`` (ImageNet classification).
+    ``width`` (torchvision: 64) scales every stage's channels; only 64 loads ImageNet weights,
+    smaller widths exist for CPU tests and demonstrations.
     """
 
     def __init__(self, depth: int = 50, in_channels: int = 3, output_stride: int = 32,
-                 num_classes: int | None = None) -> None:
+                 num_classes: int | None = None, width: int = 64) -> None:
         super().__init__()
         if depth not in RESNET_LAYOUTS:
             raise ValueError(f"ResNet depth {depth} is not supported (choose {sorted(RESNET_LAYOUTS)})")
@@ -101,17 +103,19 @@ class ResNet(nn.Module):
         kind, counts = RESNET_LAYOUTS[depth]
         block = BasicBlock if kind == "basic" else Bottleneck
         dilate = {8: (False, True, True), 16: (False, False, True), 32: (False, False, False)}[output_stride]
+        if width < 1:
+            raise ValueError(f"width must be positive, not {width}")
         self.depth, self.in_channels, self.output_stride = depth, in_channels, output_stride
-        self.inplanes, self.dilation = 64, 1
-        self.conv1 = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.inplanes, self.dilation = width, 1
+        self.conv1 = nn.Conv2d(in_channels, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(block, 64, counts[0])
-        self.layer2 = self._make_layer(block, 128, counts[1], stride=2, dilate=dilate[0])
-        self.layer3 = self._make_layer(block, 256, counts[2], stride=2, dilate=dilate[1])
-        self.layer4 = self._make_layer(block, 512, counts[3], stride=2, dilate=dilate[2])
-        self.out_channels = 512 * block.expansion
+        self.layer1 = self._make_layer(block, width, counts[0])
+        self.layer2 = self._make_layer(block, 2 * width, counts[1], stride=2, dilate=dilate[0])
+        self.layer3 = self._make_layer(block, 4 * width, counts[2], stride=2, dilate=dilate[1])
+        self.layer4 = self._make_layer(block, 8 * width, counts[3], stride=2, dilate=dilate[2])
+        self.out_channels = 8 * width * block.expansion
         self.fc = nn.Linear(self.out_channels, num_classes) if num_classes else None
         self._init_weights()
 

@@ -27,14 +27,17 @@ POOL_INDICES: tuple[int, ...] = (4, 9, 16, 23, 30)
 FC6_IN_FEATURES = 512 * 7 * 7
 
 
-def vgg16_features(in_channels: int = 3, return_indices: bool = False) -> nn.Sequential:
+def vgg16_features(in_channels: int = 3, return_indices: bool = False,
+                   layout: tuple[int | str, ...] = VGG16_LAYOUT) -> nn.Sequential:
     """conv1_1 .. pool5 laid out exactly as torchvision's ``vgg16().features``.
 
     ``return_indices`` makes the pools return their argmax indices (for SegNet/DIM unpooling).
+    ``layout`` replaces torchvision's (e.g. SHM's M-Net drops pool5 or narrows the widths);
+    layer indices stay those of torchvision for every layer the layout keeps.
     """
     layers: list[nn.Module] = []
     channels = in_channels
-    for item in VGG16_LAYOUT:
+    for item in layout:
         if item == "M":
             layers.append(nn.MaxPool2d(kernel_size=2, stride=2, return_indices=return_indices))
         else:

@@ -15,8 +15,8 @@ import typer
 from mattecli import __version__
 from mattecli.errors import MatteError
 
-SUBCOMMAND_MODULES = ("samples", "compose", "eval", "matte", "video", "demo", "train", "weights", "export",
-                      "studio")
+SUBCOMMAND_MODULES = ("samples", "compose", "eval", "matte", "trimap", "video", "demo", "train", "weights",
+                      "export", "studio")
 
 app = typer.Typer(
     name="mattecli",

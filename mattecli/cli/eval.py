@@ -8,20 +8,24 @@ import typer
 
 from mattecli.cli.options import apply_max_pixels, max_pixels_option
 
-_FORMATS = {"sad": "{:.3f}", "mse": "{:.5f}", "grad": "{:.3f}", "conn": "{:.3f}"}
-_TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn"}
+_FORMATS = {"sad": "{:.3f}", "mse": "{:.5f}", "grad": "{:.3f}", "conn": "{:.3f}", "mad": "{:.5f}"}
+_TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn", "mad": "MAD"}
 
 
-def _pairing(pred_dir: Path, gt: Optional[Path], trimap: Optional[Path], data: Optional[Path]):
+def _pairing(pred_dir: Path, gt: Optional[Path], trimap: Optional[Path], data: Optional[Path],
+             region: str = "unknown"):
     from mattecli.errors import MatteError
     from mattecli.metrics import pair_dataset, pair_folders
 
     if data is not None:
         if gt is not None or trimap is not None:
             raise MatteError("give either --data, or --gt and --trimap, not both")
-        return pair_dataset(pred_dir, data)
-    if gt is None or trimap is None:
-        raise MatteError("give --gt GT_DIR and --trimap TRIMAP_DIR, or --data DATASET_DIR")
+        return pair_dataset(pred_dir, data, need_trimap=region != "all")
+    if gt is None or (trimap is None and region != "all"):
+        raise MatteError("give --gt GT_DIR and --trimap TRIMAP_DIR (--gt alone with --region all), "
+                         "or --data DATASET_DIR")
+    if trimap is not None and region == "all":
+        raise MatteError("--trimap: --region all scores every pixel and reads no trimap; drop one of them")
     return pair_folders(pred_dir, gt, trimap)
 
 
@@ -32,8 +36,9 @@ def render_report(report, worst: int) -> None:
     from mattecli.console import console, printable
 
     means = report.mean()
-    table = Table(title=f"mean of {len(report.scored)} images ({report.convention})",
-                  caption="SAD, Grad, Conn / 1000; MSE raw")
+    where = "whole image" if getattr(report, "region", "unknown") == "all" else "unknown region"
+    table = Table(title=f"mean of {len(report.scored)} images ({report.convention}, {where})",
+                  caption="SAD, Grad, Conn / 1000; MSE, MAD raw")
     for m in report.metrics:
         table.add_column(_TITLES[m], justify="right")
     table.add_row(*(_FORMATS[m].format(means[m]) for m in report.metrics))
@@ -50,12 +55,12 @@ def render_report(report, worst: int) -> None:
 
 
 def run_eval(pairing, metrics: str, convention: str, workers: int, skip_missing: bool,
-             json_path: Optional[Path], csv_path: Optional[Path], worst: int) -> None:
+             json_path: Optional[Path], csv_path: Optional[Path], worst: int, region: str = "unknown") -> None:
     """Score a pairing, show and write the results; the body of ``mattecli eval``."""
     from mattecli.console import console, progress
     from mattecli.errors import MatteError
     from mattecli.io import atomic
-    from mattecli.metrics import CONVENTIONS, check_metric_names, evaluate_items
+    from mattecli.metrics import CONVENTIONS, REGIONS, check_metric_names, evaluate_items
 
     try:
         names = check_metric_names(metrics.split(","))
@@ -63,6 +68,10 @@ def run_eval(pairing, metrics: str, convention: str, workers: int, skip_missing:
         raise MatteError(f"--metrics: {exc}") from None
     if convention not in CONVENTIONS:
         raise MatteError(f"--convention: {convention!r} is not one of {', '.join(CONVENTIONS)}")
+    if region not in REGIONS:
+        raise MatteError(f"--region: {region!r} is not one of {', '.join(REGIONS)}")
+    if region == "all" and convention != "matlab":
+        raise MatteError("--region all is scored with --convention matlab only")
     for line in pairing.missing:
         console.print(f"[yellow]missing[/] {line}", soft_wrap=True)
     if pairing.missing and not skip_missing:
@@ -74,7 +83,7 @@ def run_eval(pairing, metrics: str, convention: str, workers: int, skip_missing:
     with progress("img") as bar:
         task = bar.add_task("evaluating", total=len(pairing.items))
         report = evaluate_items(pairing.items, names, convention, workers or None,
-                                on_result=lambda _: bar.advance(task))
+                                on_result=lambda _: bar.advance(task), region=region)
     for r in report.results:
         for note in r.notes:
             console.print(f"[yellow]warning[/] {note}", soft_wrap=True)
@@ -90,7 +99,8 @@ def run_eval(pairing, metrics: str, convention: str, workers: int, skip_missing:
         raise MatteError(f"{len(report.failures)} image(s) could not be scored (listed above)")
 
 
-def _predict(weights: Path, data: Optional[Path], pred_dir: Path, device: str, batch_size: int) -> None:
+def _predict(weights: Path, data: Optional[Path], pred_dir: Path, device: str, batch_size: int,
+             infer_size: Optional[int] = None) -> None:
     """``--weights``: write the model's predictions for the dataset into PRED_DIR."""
     from mattecli.console import console, progress
     from mattecli.data.manifest import read_manifest
@@ -98,11 +108,12 @@ def _predict(weights: Path, data: Optional[Path], pred_dir: Path, device: str, b
     from mattecli.inference.predict_dataset import predict_dataset
 
     if data is None:
-        raise MatteError("--weights needs --data DATASET (a composed test set with trimaps)")
+        raise MatteError("--weights needs --data DATASET (a composed test set; with trimaps for trimap networks)")
     console.print(f"predictions of {weights} go to {pred_dir}")
     with progress("img") as bar:
         task = bar.add_task("matting", total=len(read_manifest(data)))
-        summary = predict_dataset(weights, data, pred_dir, device, batch_size, on_image=lambda _: bar.advance(task))
+        summary = predict_dataset(weights, data, pred_dir, device, batch_size, on_image=lambda _: bar.advance(task),
+                                  infer_size=infer_size)
     for line in summary.failures:
         console.print(f"[red]error[/] {line}", soft_wrap=True)
 
@@ -223,7 +234,11 @@ def register(app: typer.Typer) -> None:
         data: Optional[Path] = typer.Option(None, "--data",
                                             help="A `mattecli compose` dataset: its manifest gives each "
                                                  "composite's alpha and trimap."),
-        metrics: str = typer.Option("sad,mse,grad,conn", "--metrics", help="Comma-separated subset."),
+        metrics: str = typer.Option("sad,mse,grad,conn", "--metrics", help="Comma-separated subset of "
+                                                                            "sad, mse, grad, conn, mad."),
+        region: str = typer.Option("unknown", "--region",
+                                   help="unknown (trimap == 128, Composition-1k) or all (every pixel: the "
+                                        "trimap-free convention of the human-matting papers; no trimap needed)."),
         convention: str = typer.Option("matlab", "--convention",
                                        help="matlab (the DIM evaluation code, default) or mmagic (mmagic 1.x)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write means and per-image scores as JSON."),
@@ -251,8 +266,11 @@ def register(app: typer.Typer) -> None:
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
                                                      help="With --simulate-clicks and a click network: patches to "
                                                           "refine (0 = off) [default: the checkpoint's]."),
+        infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
+                                                 help="With --weights of a guidance-free network (shm): side of the "
+                                                      "square its trimap network sees."),
     ) -> None:
-        """Score predictions with SAD, MSE, Gradient and Connectivity over the unknown region."""
+        """Score predictions with SAD, MSE, Gradient, Connectivity (and MAD) over the unknown region or the whole image."""
         from mattecli.errors import MatteError
 
         apply_max_pixels(max_pixels)
@@ -265,11 +283,15 @@ def register(app: typer.Typer) -> None:
             if value is not None:
                 raise MatteError(f"{flag} applies to --simulate-clicks only")
 
+        if infer_size is not None and weights is None:
+            raise MatteError("--infer-size applies with --weights")
         if pred_dir is None:
             if weights is None or data is None:
                 raise MatteError("give PRED_DIR (or --weights CKPT --data DATASET to predict first)")
             pred_dir = weights.parent / "predictions" / data.resolve().name
+        if region not in ("unknown", "all"):
+            raise MatteError(f"--region: {region!r} is not one of unknown, all")
         if weights is not None:
-            _predict(weights, data, pred_dir, device, batch_size)
-        run_eval(_pairing(pred_dir, gt, trimap, data), metrics, convention, workers, skip_missing,
-                 json_path, csv_path, worst)
+            _predict(weights, data, pred_dir, device, batch_size, infer_size)
+        run_eval(_pairing(pred_dir, gt, trimap, data, region), metrics, convention, workers, skip_missing,
+                 json_path, csv_path, worst, region)

@@ -35,6 +35,9 @@ def register(app: typer.Typer) -> None:
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         precision: str = typer.Option("fp32", "--precision", help="Trained networks: fp32, fp16 (CUDA) or bf16."),
         batch_size: int = typer.Option(4, "--batch-size", min=1, help="Trained networks: images of equal size per batch."),
+        infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
+                                                 help="Guidance-free networks (SHM): side of the square the trimap "
+                                                      "network sees (default: the size it was trained at)."),
         bg_color: str = typer.Option("white", "--bg-color", help="comp background: #rrggbb, r,g,b or a name."),
         bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="comp background image (scaled up if smaller, "
                                                                          "cropped from the top left)."),
@@ -61,7 +64,8 @@ def register(app: typer.Typer) -> None:
             alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard))
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
-        runner = build_method(weights, method, device, batch_size, precision, click_radius, refine_patches)
+        runner = build_method(weights, method, device, batch_size, precision, click_radius,
+                              refine_patches=refine_patches, infer_size=infer_size)
         plan = plan_matte(options, runner)  # every setup error before any output
         console.print(runner.describe())
         with progress("img") as bar:

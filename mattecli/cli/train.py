@@ -75,6 +75,45 @@ def dim(
     _train("dim", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress, init_from)
 
 
+@train_app.command("shm")
+def shm(
+    data: Path = typer.Option(..., "--data", help="Human foregrounds: a `mattecli compose` folder, or fg/ + alpha/ "
+                                                  "(+ bg/, or --set backgrounds=DIR)."),
+    out: Path = typer.Option(..., "--out", help="Run folder: per-stage checkpoints, logs, loss curves, best.pt."),
+    recipe: str = typer.Option("shm", "--recipe", help="Recipe name in recipes/ (shm, shm-quick) or a TOML path."),
+    stage: str = typer.Option("all", "--stage", help="tnet, mnet, e2e, or all (in order)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation dataset; best.pt by its whole-image SAD."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Steps per stage (overrides the recipe)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Samples per step per process."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: bf16 or fp16 (fp16 needs CUDA)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation, data order and augmentation."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading worker processes."),
+    compile_: Optional[bool] = typer.Option(None, "--compile/--no-compile", help="torch.compile the network."),
+    channels_last: Optional[bool] = typer.Option(None, "--channels-last/--no-channels-last",
+                                                 help="Channels-last memory format (default: on for CUDA)."),
+    backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights",
+                                                    help="ImageNet ResNet-50 state dict (torchvision format) for the T-Net."),
+    mnet_backbone_weights: Optional[Path] = typer.Option(None, "--mnet-backbone-weights",
+                                                         help="ImageNet VGG16 state dict (torchvision format) for the M-Net."),
+    assignments: list[str] = typer.Option([], "--set", help="Override any recipe key: --set lr=1e-4 (repeatable)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from",
+                                             help="An SHM checkpoint: the first stage starts from its weights "
+                                                  "(not its optimiser), e.g. --stage e2e from a run's mnet/best.pt."),
+) -> None:
+    """Semantic Human Matting (Chen et al. 2018): T-Net, M-Net, then end to end; mattes people without a trimap."""
+    if amp is not None and amp not in ("bf16", "fp16", "none"):
+        raise typer.BadParameter("expected bf16, fp16 or none", param_hint="--amp")
+    flags = {"iters": iters, "batch_size": batch_size, "seed": seed, "workers": workers, "amp": amp,
+             "compile": compile_, "channels_last": channels_last,
+             "backbone_weights": str(backbone_weights) if backbone_weights else None,
+             "mnet_backbone_weights": str(mnet_backbone_weights) if mnet_backbone_weights else None}
+    _train("shm", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress, init_from)
+
+
+
 @train_app.command("click")
 def click(
     data: Path = typer.Option(..., "--data", help="Training dataset: a `mattecli compose` folder or fg/ + alpha/ (+ bg/)."),

@@ -23,6 +23,7 @@ IMAGE_INPUT = ("image", "Bx3xHxW", "RGB in [0, 1], not normalised (normalisation
 OUTPUTS = {
     "alpha": ("Bx1xHxW", "[0, 1]"),
     "fg": ("Bx3xHxW", "foreground colour, RGB in [0, 1]"),
+    "trimap": ("Bx1xHxW", "the predicted trimap: 0 background, 0.5 unknown, 1 foreground"),
 }
 PADDING = "reflect bottom/right to a multiple of size_multiple, crop outputs back"
 

@@ -45,8 +45,9 @@ class Item:
     rel: PurePosixPath
     out_rel: PurePosixPath
 
-    def output(self, out: Path, kind: str) -> Path:
-        return out / kind / f"{self.out_rel.as_posix()}.png"
+    def output(self, out: Path, kind: str, kind_folder: bool = True) -> Path:
+        """``OUT/<kind>/<rel>.png``, or ``OUT/<rel>.png`` without the kind folder (one kind only)."""
+        return (out / kind if kind_folder else out) / f"{self.out_rel.as_posix()}.png"
 
 
 @dataclass
@@ -73,9 +74,13 @@ class MatteOptions:
     alpha_bits: int = 8
     overwrite: bool = False
     shard: tuple[int, int] = (1, 1)
+    #: False writes OUT/<rel>.png (``mattecli trimap``: a folder ``matte --trimap`` reads as is)
+    kind_folders: bool = True
 
     def __post_init__(self) -> None:
         check_shard(self.shard)
+        if not self.kind_folders and len(self.outputs) != 1:
+            raise MatteError("outputs without kind folders need exactly one output kind")
 
 
 @dataclass
@@ -253,6 +258,7 @@ class OutputWriter:
     def __init__(self, options: MatteOptions) -> None:
         self.out = options.out
         self.kinds = options.outputs
+        self.kind_folders = options.kind_folders
         self.alpha_bits = options.alpha_bits
         self.bg_color = np.array(options.bg_color, np.float32) / 255.0
         self.bg_image = read_rgb(options.bg_image) if options.bg_image is not None else None
@@ -262,7 +268,7 @@ class OutputWriter:
         return any(k in self.kinds for k in ("rgba", "fg", "comp"))
 
     def missing(self, item: Item) -> list[str]:
-        return [k for k in self.kinds if not item.output(self.out, k).exists()]
+        return [k for k in self.kinds if not item.output(self.out, k, self.kind_folders).exists()]
 
     def _background(self, h: int, w: int) -> np.ndarray:
         if self.bg_image is None:
@@ -274,7 +280,7 @@ class OutputWriter:
         """``alpha`` float HxW in [0, 1]; ``fg`` float HxWx3 in [0, 1] (needed for rgba, fg, comp);
         ``extras`` the network's extra maps by kind (see :func:`extra_to_image`)."""
         for kind in kinds:
-            path = item.output(self.out, kind)
+            path = item.output(self.out, kind, self.kind_folders)
             if kind in EXTRA_KINDS:
                 arr = extra_to_image(kind, (extras or {})[kind])
             elif kind == "alpha":

@@ -102,7 +102,7 @@ class LearnedMethod(Method):
 
     def __init__(self, weights: str | os.PathLike, device: torch.device, batch_size: int = 1,
                  precision: str = "fp32", click_radius: float | None = None,
-                 refine_patches: int | None = None) -> None:
+                 refine_patches: int | None = None, infer_size: int | None = None) -> None:
         super().__init__(device)
         from mattecli.families.registry import load_model
 
@@ -128,10 +128,18 @@ class LearnedMethod(Method):
         if refine_patches is not None and refine_patches < 0:
             raise MatteError(f"--refine-patches {refine_patches}: expected 0 (off) or more patches")
         self.refine_patches = refine_patches
+        if infer_size is not None:
+            # networks that resize their input for one part (SHM's T-Net) say so with set_infer_size
+            setter = getattr(self.model, "set_infer_size", None)
+            if setter is None:
+                raise MatteError(f"--infer-size: {self.name} runs at the image's own size; drop --infer-size")
+            setter(infer_size)
 
     def describe(self) -> str:
+        size = getattr(self.model, "infer_size", None)
         return (f"method: '{self.family}' network, {self.model.guidance} guidance, batch {self.batch_size}, "
-                f"on {device_name(self.device)}, {self.precision}")
+                f"on {device_name(self.device)}, {self.precision}"
+                + (f", inner input {size}x{size} (--infer-size)" if size else ""))
 
     def check_guidance(self, kind: str) -> None:
         if kind != self.model.guidance:
@@ -242,13 +250,15 @@ class LearnedMethod(Method):
 
 def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
                  precision: str = "fp32", click_radius: float | None = None,
-                 refine_patches: int | None = None) -> Method:
+                 refine_patches: int | None = None, infer_size: int | None = None) -> Method:
     dev = resolve_device(device)
     if weights is not None:
-        return LearnedMethod(weights, dev, batch_size, precision, click_radius, refine_patches)
+        return LearnedMethod(weights, dev, batch_size, precision, click_radius, refine_patches, infer_size)
     if refine_patches is not None:
         raise MatteError("--refine-patches applies to click networks (--weights); the classical method has no "
                          "local refinement")
+    if infer_size is not None:
+        raise MatteError("--infer-size applies to trained networks (--weights)")
     if method != "classical":
         raise MatteError(f"--method {method}: only 'classical' runs without --weights")
     if precision != "fp32":

@@ -9,11 +9,17 @@ from mattecli.data.trimap import clamp_known
 from mattecli.metrics.alpha import as_alpha, unknown_region
 from mattecli.metrics.connectivity import connectivity_error
 from mattecli.metrics.gradient import gradient_error
+from mattecli.metrics.mad import mad
 from mattecli.metrics.mse import mse
 from mattecli.metrics.sad import sad
 
-METRIC_NAMES = ("sad", "mse", "grad", "conn")
+METRIC_NAMES = ("sad", "mse", "grad", "conn", "mad")
+#: what is computed unless asked otherwise: the four DIM metrics (MAD on request)
+DEFAULT_METRICS = ("sad", "mse", "grad", "conn")
 CONVENTIONS = ("matlab", "mmagic")
+#: which pixels are scored: the trimap's unknown band (Composition-1k) or every pixel (the
+#: trimap-free convention of the human-matting papers: SHM, MODNet, P3M)
+REGIONS = ("unknown", "all")
 
 
 def check_metric_names(metrics: Iterable[str]) -> tuple[str, ...]:
@@ -26,18 +32,30 @@ def check_metric_names(metrics: Iterable[str]) -> tuple[str, ...]:
 
 
 def compute_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
-                    metrics: Iterable[str] = METRIC_NAMES, convention: str = "matlab") -> dict[str, float]:
+                    metrics: Iterable[str] = DEFAULT_METRICS, convention: str = "matlab",
+                    region: str = "unknown") -> dict[str, float]:
     """SAD, MSE, Grad and Conn of one prediction, as the DIM MATLAB code computes them.
 
     ``pred`` and ``gt`` are HxW uint8 (/255), uint16 (/65535) or float in [0, 1]; ``trimap``
     is HxW uint8 with the unknown region exactly 128. SAD, Grad and Conn are divided by 1000
     (as published); MSE is raw. ``convention="mmagic"`` reproduces mmagic 1.x instead (SAD
     and the MSE numerator over the whole image, np.arange levels, OpenCV tie order).
+    MAD is the mean absolute difference over the scored pixels. ``region="all"`` scores
+    every pixel (the trimap is then only a shape; pass ``None`` when there is none): the
+    region simply replaces the unknown band in every formula above (matlab convention only).
     """
     names = check_metric_names(metrics)
     if convention not in CONVENTIONS:
         raise ValueError(f"unknown convention {convention!r}; choose from {', '.join(CONVENTIONS)}")
-    unknown = unknown_region(trimap)
+    if region not in REGIONS:
+        raise ValueError(f"unknown region {region!r}; choose from {', '.join(REGIONS)}")
+    if region == "all":
+        if convention != "matlab":
+            raise ValueError("the whole-image region is scored with the matlab convention only")
+        shape = np.asarray(trimap if trimap is not None else gt).shape
+        unknown = np.ones(shape[:2] if len(shape) > 2 else shape, bool)
+    else:
+        unknown = unknown_region(trimap)
     pred, gt = np.asarray(pred), np.asarray(gt)
     if not pred.shape == gt.shape == unknown.shape:
         raise ValueError(f"shapes differ: pred {pred.shape}, gt {gt.shape}, trimap {unknown.shape}")
@@ -56,6 +74,8 @@ def compute_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
             scores[name] = mse(p, g, unknown, sum_over_all=not matlab)
         elif name == "grad":
             scores[name] = gradient_error(p, g, unknown, convention)
+        elif name == "mad":
+            scores[name] = mad(p, g, unknown)
         else:
             scores[name] = connectivity_error(p, g, unknown, convention)
     return scores

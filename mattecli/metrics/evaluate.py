@@ -15,7 +15,7 @@ import numpy as np
 from mattecli.data.trimap import normalise_trimap
 from mattecli.errors import BadInput, MatteError
 from mattecli.io.images import read_raw, to_uint8
-from mattecli.metrics.compute import METRIC_NAMES, check_metric_names, compute_metrics
+from mattecli.metrics.compute import DEFAULT_METRICS, check_metric_names, compute_metrics
 from mattecli.metrics.pairing import EvalItem
 
 
@@ -32,6 +32,7 @@ class EvalReport:
     metrics: tuple[str, ...]
     convention: str
     results: list[ItemResult]
+    region: str = "unknown"
 
     @property
     def scored(self) -> list[ItemResult]:
@@ -53,7 +54,7 @@ class EvalReport:
         return sorted(self.scored, key=lambda r: r.scores[metric], reverse=True)[:count]
 
     def to_json(self) -> dict:
-        return {"count": len(self.scored), "mean": self.mean(),
+        return {"count": len(self.scored), "region": self.region, "mean": self.mean(),
                 "images": [{"name": r.name, **r.scores} for r in self.scored]}
 
     def to_csv(self) -> str:
@@ -108,18 +109,24 @@ def _size(arr: np.ndarray) -> str:
     return f"{arr.shape[1]}x{arr.shape[0]}"
 
 
-def score_item(item: EvalItem, metrics: Sequence[str] = METRIC_NAMES, convention: str = "matlab") -> ItemResult:
-    """Read and score one item; a bad file becomes ``error`` instead of an exception."""
+def score_item(item: EvalItem, metrics: Sequence[str] = DEFAULT_METRICS, convention: str = "matlab",
+               region: str = "unknown") -> ItemResult:
+    """Read and score one item; a bad file becomes ``error`` instead of an exception.
+    With ``region="all"`` the item needs no trimap (``item.trimap`` may be None)."""
     result = ItemResult(item.name)
     try:
         pred = read_prediction(item.pred, result.notes)
         gt = read_ground_truth(item.gt)
-        trimap = read_trimap(item.trimap, result.notes)
         if gt.shape != pred.shape:
             raise BadInput(item.pred, f"prediction is {_size(pred)} but the ground truth {item.gt} is {_size(gt)}")
-        if trimap.shape != pred.shape:
-            raise BadInput(item.pred, f"prediction is {_size(pred)} but the trimap {item.trimap} is {_size(trimap)}")
-        result.scores = compute_metrics(pred, gt, trimap, metrics, convention)
+        trimap = None
+        if item.trimap is not None and region != "all":
+            trimap = read_trimap(item.trimap, result.notes)
+            if trimap.shape != pred.shape:
+                raise BadInput(item.pred, f"prediction is {_size(pred)} but the trimap {item.trimap} is {_size(trimap)}")
+        elif region != "all":
+            raise BadInput(item.pred, "no trimap to find its unknown region (or score with region 'all')")
+        result.scores = compute_metrics(pred, gt, trimap, metrics, convention, region)
     except MatteError as exc:
         result.error = str(exc)
     except ValueError as exc:
@@ -135,9 +142,9 @@ def _init_worker() -> None:
     cv2.setNumThreads(1)  # one process per core already; OpenCV threads would only contend
 
 
-def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = METRIC_NAMES,
+def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = DEFAULT_METRICS,
                    convention: str = "matlab", workers: int | None = None,
-                   on_result: Callable[[ItemResult], None] | None = None) -> EvalReport:
+                   on_result: Callable[[ItemResult], None] | None = None, region: str = "unknown") -> EvalReport:
     """Score every item, in parallel over ``workers`` processes (default: all cores).
 
     Results keep the order of ``items``; ``on_result`` is called as each one arrives (for a
@@ -145,7 +152,7 @@ def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = METRIC_NA
     """
     metrics = check_metric_names(metrics)
     workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
-    score = partial(score_item, metrics=metrics, convention=convention)
+    score = partial(score_item, metrics=metrics, convention=convention, region=region)
     results: list[ItemResult] = []
     if workers == 1:
         stream = map(score, items)
@@ -164,4 +171,4 @@ def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = METRIC_NA
         if pool is not None:
             pool.terminate()
             pool.join()
-    return EvalReport(metrics, convention, results)
+    return EvalReport(metrics, convention, results, region)

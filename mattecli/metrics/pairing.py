@@ -26,7 +26,7 @@ class EvalItem:
     name: str
     pred: Path
     gt: Path
-    trimap: Path
+    trimap: Path | None  # None: scored over the whole image only
 
 
 @dataclass
@@ -52,24 +52,28 @@ def _find_gt(index: dict[str, Path], key: str) -> Path | None:
 
 
 def pair_folders(pred_dir: str | os.PathLike, gt_dir: str | os.PathLike,
-                 trimap_dir: str | os.PathLike) -> Pairing:
-    """Every name with a prediction or a trimap, paired; the incomplete ones listed."""
-    preds, gts, trimaps = index_folder(pred_dir), index_folder(gt_dir), index_folder(trimap_dir)
+                 trimap_dir: str | os.PathLike | None) -> Pairing:
+    """Every name with a prediction or a trimap, paired; the incomplete ones listed.
+    Without ``trimap_dir`` (whole-image scoring) predictions pair with ground truths only."""
+    preds, gts = index_folder(pred_dir), index_folder(gt_dir)
+    trimaps = index_folder(trimap_dir) if trimap_dir is not None else None
     pairing = Pairing()
-    for key in sorted(set(preds) | set(trimaps)):
+    for key in sorted(set(preds) | set(trimaps or ())):
         gt = _find_gt(gts, key)
-        lacks = [what for what, found in (("prediction", preds.get(key)), ("ground truth", gt),
-                                           ("trimap", trimaps.get(key))) if found is None]
+        checks = [("prediction", preds.get(key)), ("ground truth", gt)]
+        if trimaps is not None:
+            checks.append(("trimap", trimaps.get(key)))
+        lacks = [what for what, found in checks if found is None]
         if lacks:
             pairing.missing.append(f"{key}: no {' and no '.join(lacks)}")
         else:
-            pairing.items.append(EvalItem(key, preds[key], gt, trimaps[key]))
+            pairing.items.append(EvalItem(key, preds[key], gt, trimaps[key] if trimaps is not None else None))
     return pairing
 
 
-def pair_dataset(pred_dir: str | os.PathLike, dataset_dir: str | os.PathLike) -> Pairing:
+def pair_dataset(pred_dir: str | os.PathLike, dataset_dir: str | os.PathLike, need_trimap: bool = True) -> Pairing:
     """Predictions named after a dataset's composites (``<fg stem>_<k>``), scored against the
-    record's alpha and trimap from ``manifest.json``."""
+    record's alpha and trimap from ``manifest.json`` (the trimap only if ``need_trimap``)."""
     preds = index_folder(pred_dir)
     by_stem: dict[str, Path | None] = {}
     for key, path in preds.items():
@@ -79,10 +83,11 @@ def pair_dataset(pred_dir: str | os.PathLike, dataset_dir: str | os.PathLike) ->
     for record in read_manifest(dataset_dir):
         name = record.name
         pred = preds.get(name) or by_stem.get(name)
-        lacks = [what for what, found in (("prediction", pred), ("trimap", record.trimap_path)) if not found]
+        checks = [("prediction", pred)] + ([("trimap", record.trimap_path)] if need_trimap else [])
+        lacks = [what for what, found in checks if not found]
         if lacks:
             pairing.missing.append(f"{name}: no {' and no '.join(lacks)}")
             continue
         pairing.items.append(EvalItem(name, pred, resolve(dataset_dir, record.alpha_path),
-                                      resolve(dataset_dir, record.trimap_path)))
+                                      resolve(dataset_dir, record.trimap_path) if record.trimap_path else None))
     return pairing

@@ -31,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mattecli.tensors import crop_to, pad_to_multiple
+from mattecli.tensors import crop_to, pad_to_multiple, scatter_unpool  # noqa: F401 - scatter_unpool re-exported
 from mattecli.families.registry import register_family
 from mattecli.backbones.vgg import CONV_INDICES, POOL_INDICES, VGG16_LAYOUT, vgg16_features
 
@@ -145,19 +145,6 @@ class Decoder(nn.Module):
         for (name, _, _), idx, size in zip(self.WIDTHS, reversed(indices), reversed(sizes)):
             x = self._conv_relu(name, scatter_unpool(x, idx) if traceable else self.unpool(x, idx, size))
         return self.alpha_prediction(x)
-
-
-def scatter_unpool(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
-    """2x2 max-unpooling as a scatter into a zero map twice the size.
-
-    ``indices`` are max_pool2d's per-plane flat positions in the (2h x 2w) input; 2x2 windows
-    do not overlap, so every index is written once and this equals ``F.max_unpool2d`` with
-    the default output size. The zero map's shape comes from a nearest 2x upsampling of
-    ``x``, so no size is a Python number in a traced graph.
-    """
-    template = torch.zeros_like(F.interpolate(x, scale_factor=2.0, mode="nearest"))
-    flat = template.flatten(2).scatter(2, indices.flatten(2), x.flatten(2))
-    return flat.view_as(template)
 
 
 class RefinementNetwork(nn.Module):

@@ -1,0 +1,168 @@
+"""Training and validation samples for SHM: human foregrounds composited on the fly.
+
+Geometry (our choice, so training matches inference; the public ports' T-Nets fail at test
+scales they never saw, tsing90 #26). At inference the T-Net sees the whole image resized to
+``infer_size`` x ``infer_size`` and the M-Net the full resolution. In training, each
+composite is first resized to a square: ``infer_size`` a side for the ``tnet`` stage, or
+``full_size`` for ``mnet`` and ``e2e`` (the stand-in for "full resolution"), times a random
+scale in ``scale_range`` (lizhengwei1992: 0.75-1.25); then:
+
+- ``tnet``: a random ``tnet_crop`` square; target = the trimap the project's generator
+  makes from the crop's alpha with ``tnet_trimap_kernel``/``tnet_trimap_iterations``
+  (fixed by default, as lizhengwei1992's ``gen_trimap.py``: one kernel size, one iteration);
+- ``mnet``: a ``mnet_crop`` square centred on a random unknown pixel (DIM) of a random
+  trimap (``trimap_kernel``/``trimap_iterations``, DIM's ranges), given to the M-Net as
+  one-hot probabilities;
+- ``e2e``: a random ``e2e_crop`` square; the T-Net sees it resized by
+  ``infer_size / full_size`` (the scale it had in its own stage), and its target trimap is
+  made at that scale.
+
+Every crop is flipped at random. Every random choice comes from ``rng_for(seed, "shm",
+stage, epoch, index)``. Validation: whole images, fixed composites (the dataset's merged
+images when present).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from mattecli.data.composite import composite, composite_uint8, crop_range, fit_background
+from mattecli.data.sources import (MattingSample, MattingSource, crop_around, image_tensor, plane_tensor,
+                                   read_pair)
+from mattecli.data.trimap import UNKNOWN, TrimapSpec, normalise_trimap, random_trimap
+from mattecli.errors import BadInput
+from mattecli.families.shm.classes import trimap_to_classes
+from mattecli.io.images import read_alpha, read_rgb
+from mattecli.seeding import rng_for
+
+STAGES = ("tnet", "mnet", "e2e")
+
+
+def resize(arr: np.ndarray, width: int, height: int, nearest: bool = False) -> np.ndarray:
+    """Area averaging when shrinking (what the T-Net's antialiased resize does), linear when growing."""
+    if arr.shape[1] == width and arr.shape[0] == height:
+        return arr
+    if nearest:
+        interp = cv2.INTER_NEAREST
+    else:
+        interp = cv2.INTER_AREA if width < arr.shape[1] and height < arr.shape[0] else cv2.INTER_LINEAR
+    return cv2.resize(arr, (width, height), interpolation=interp)
+
+
+class SHMTrainDataset(Dataset):
+    """On-the-fly composites for one stage; deterministic in (seed, stage, epoch, index)."""
+
+    def __init__(self, source: MattingSource, stage: str, seed: int = 0, infer_size: int = 400,
+                 full_size: int = 800, tnet_crop: int = 400, mnet_crop: int = 320, e2e_crop: int = 800,
+                 scale_range: tuple[float, float] = (0.75, 1.25), flip: bool = True,
+                 trimap_spec: TrimapSpec = TrimapSpec(), tnet_trimap_spec: TrimapSpec = TrimapSpec((10, 10), (1, 1))) -> None:
+        if stage not in STAGES:
+            raise ValueError(f"SHM stage must be one of {', '.join(STAGES)}, not {stage!r}")
+        self.source, self.stage, self.seed = source, stage, int(seed)
+        self.infer_size, self.full_size = int(infer_size), int(full_size)
+        self.crop = {"tnet": int(tnet_crop), "mnet": int(mnet_crop), "e2e": int(e2e_crop)}[stage]
+        self.base = self.infer_size if stage == "tnet" else self.full_size
+        self.scale_range = (float(scale_range[0]), float(scale_range[1]))
+        self.flip = flip
+        self.trimap_spec, self.tnet_trimap_spec = trimap_spec, tnet_trimap_spec
+        self.epoch = 0
+
+    @property
+    def tnet_crop_size(self) -> int:
+        """Side of the T-Net's input (and target) for this stage's crops."""
+        if self.stage == "e2e":
+            return self.crop * self.infer_size // self.full_size
+        return self.crop
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source.samples)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        rng = rng_for(self.seed, "shm", self.stage, self.epoch, index)
+        fg, alpha = read_pair(self.source.samples[index])
+        h, w = alpha.shape
+        bg = read_rgb(self.source.backgrounds[int(rng.integers(len(self.source.backgrounds)))])
+        max_x, max_y = crop_range(bg.shape, w, h)
+        bg = fit_background(bg, w, h, (int(rng.integers(max_x + 1)), int(rng.integers(max_y + 1))))
+        scale = float(rng.uniform(*self.scale_range))
+        side = max(int(round(self.base * scale)), self.crop)
+        fg, bg, alpha = resize(fg, side, side), resize(bg, side, side), resize(alpha, side, side)
+        size = self.crop
+        trimap = None
+        if self.stage == "mnet":
+            trimap = random_trimap(alpha, rng, self.trimap_spec)
+            top, left = crop_around(trimap == UNKNOWN, size, rng)
+        else:
+            top, left = int(rng.integers(side - size + 1)), int(rng.integers(side - size + 1))
+        window = (slice(top, top + size), slice(left, left + size))
+        fg, bg, alpha = fg[window], bg[window], alpha[window]
+        if trimap is not None:
+            trimap = trimap[window]
+        if self.flip and rng.random() < 0.5:
+            fg, bg, alpha = fg[:, ::-1], bg[:, ::-1], alpha[:, ::-1]
+            trimap = trimap[:, ::-1] if trimap is not None else None
+        fg_t, bg_t = image_tensor(fg), image_tensor(bg)
+        alpha_t = plane_tensor(alpha).to(torch.float32) / 255.0
+        item = {"image": composite(fg_t, alpha_t, bg_t)}
+        if self.stage in ("mnet", "e2e"):
+            item.update(alpha=alpha_t, fg=fg_t, bg=bg_t)
+        if self.stage == "mnet":
+            item["trimap"] = plane_tensor(trimap)
+        else:
+            t = self.tnet_crop_size
+            small = resize(np.ascontiguousarray(alpha), t, t)
+            target = random_trimap(small, rng, self.tnet_trimap_spec)
+            item["classes"] = plane_tensor(trimap_to_classes(target))
+        return item
+
+
+class SHMValDataset(Dataset):
+    """Whole images, fixed composites and trimaps.
+
+    ``trimap`` is the region the engine's validation scores: the whole image (all unknown)
+    for ``tnet`` and ``e2e``, the ground-truth trimap's unknown band for ``mnet`` (which is
+    given that trimap); ``gt_trimap`` is the ground-truth trimap itself.
+    """
+
+    def __init__(self, source: MattingSource, stage: str, seed: int = 0,
+                 trimap_spec: TrimapSpec = TrimapSpec()) -> None:
+        self.source, self.stage, self.seed = source, stage, int(seed)
+        self.trimap_spec = trimap_spec
+
+    def __len__(self) -> int:
+        return len(self.source.samples)
+
+    def _background(self, sample: MattingSample) -> Path:
+        if sample.bg is not None:
+            return sample.bg
+        pool = self.source.backgrounds
+        return pool[int(rng_for(self.seed, "shm-val-bg", sample.name).integers(len(pool)))]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        sample = self.source.samples[index]
+        fg, alpha = read_pair(sample)
+        h, w = alpha.shape
+        bg = fit_background(read_rgb(self._background(sample)), w, h)
+        if sample.merged is not None:
+            merged = read_rgb(sample.merged)
+            if merged.shape[:2] != (h, w):
+                raise BadInput(sample.merged, f"is {merged.shape[1]}x{merged.shape[0]}, its alpha is {w}x{h}")
+        else:
+            merged = composite_uint8(fg, alpha, bg)
+        if sample.trimap is not None:
+            trimap, _ = normalise_trimap(read_alpha(sample.trimap))
+            if trimap.shape != (h, w):
+                raise BadInput(sample.trimap, f"is {trimap.shape[1]}x{trimap.shape[0]}, its alpha is {w}x{h}")
+        else:
+            trimap = random_trimap(alpha, rng_for(self.seed, "shm-val-trimap", sample.name), self.trimap_spec)
+        region = trimap if self.stage == "mnet" else np.full_like(trimap, UNKNOWN)
+        return {"image": image_tensor(merged), "alpha": plane_tensor(alpha).to(torch.float32) / 255.0,
+                "fg": image_tensor(fg), "bg": image_tensor(bg), "trimap": plane_tensor(region),
+                "gt_trimap": plane_tensor(trimap)}

@@ -1,0 +1,230 @@
+"""Semantic Human Matting as a training family: stages, recipe keys, losses, data.
+
+Stages (the paper: pre-train T-Net and M-Net separately, then end to end; models.md 2.3):
+
+- ``tnet``: the T-Net alone, ``L_t`` (cross-entropy) against trimaps the project's generator
+  makes from the ground-truth alpha; the M-Net is frozen and unused.
+- ``mnet``: the M-Net alone, given the ground-truth trimap as one-hot probabilities;
+  ``L_p`` over the trimap's unknown band. The T-Net is frozen (batch-norm statistics too), so
+  this stage's checkpoint carries the pre-trained T-Net of ``tnet`` (the engine starts
+  each stage from the previous one's best) next to the pre-trained M-Net.
+- ``e2e``: everything, ``L = L_p + 0.01 L_t`` with ``L_p`` on the fused alpha over the whole
+  image, from ``mnet``'s checkpoint (both pre-trained networks).
+
+Recipe keys read here (defaults in brackets): ``infer_size`` [400], ``full_size`` [800],
+``tnet_width`` [64], ``mnet_width`` [64], ``tnet_crop`` [400], ``mnet_crop`` [320],
+``e2e_crop`` [800], ``scale_range`` [[0.75, 1.25]], ``flip`` [true], ``trimap_kernel``
+[[2, 5]], ``trimap_iterations`` [[5, 15]], ``tnet_trimap_kernel`` [10],
+``tnet_trimap_iterations`` [1], ``loss_gamma`` [0.5], ``loss_lambda`` [0.01],
+``backbone_weights`` (ImageNet ResNet-50 for the T-Net) [none], ``mnet_backbone_weights``
+(ImageNet VGG16 for the M-Net) [none], ``backgrounds`` [none], ``check_files`` [true].
+"""
+from __future__ import annotations
+
+from typing import Any, Iterable, Mapping
+
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from mattecli.backbones.resnet import load_imagenet_resnet
+from mattecli.backbones.vgg import load_imagenet_vgg16
+from mattecli.backbones.weights import read_state_dict
+from mattecli.console import console
+from mattecli.data.sources import check_files, find_samples
+from mattecli.data.trimap import TrimapSpec
+from mattecli.errors import MatteError
+from mattecli.families.shm.classes import FOREGROUND_CLASS, UNKNOWN_CLASS, classes_to_onehot, trimap_tensor_to_classes
+from mattecli.families.shm.data import STAGES, SHMTrainDataset, SHMValDataset
+from mattecli.families.shm.losses import GAMMA, LAMBDA, prediction_loss, shm_loss, trimap_loss
+from mattecli.families.shm.model import TNET_STRIDE, SemanticHumanMatting
+from mattecli.losses.matting import unknown_weight
+from mattecli.train.checkpoints import unwrap
+
+DEFAULTS: dict[str, Any] = {"infer_size": 400, "full_size": 800, "tnet_width": 64, "mnet_width": 64,
+                            "tnet_crop": 400, "mnet_crop": 320, "e2e_crop": 800}
+
+
+def _net(model: nn.Module) -> SemanticHumanMatting:
+    net = unwrap(model)
+    if not isinstance(net, SemanticHumanMatting):
+        raise TypeError(f"expected an SHM network, got {type(net).__name__}")
+    return net
+
+
+def _check_stage(stage: str) -> None:
+    if stage not in STAGES:
+        raise ValueError(f"SHM stage must be one of {', '.join(STAGES)}, not {stage!r}")
+
+
+def _bad(key: str, value: Any, expected: str) -> MatteError:
+    return MatteError(f"recipe key {key} = {value!r}: expected {expected}")
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _pair(recipe: Mapping[str, Any], key: str, default: tuple[int, int]) -> tuple[int, int]:
+    value = recipe.get(key, default)
+    if _positive_int(value):
+        return (value, value)
+    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_positive_int(v) for v in value)
+            or value[0] > value[1]):
+        raise _bad(key, value, "[lo, hi] with 1 <= lo <= hi")
+    return (int(value[0]), int(value[1]))
+
+
+def _int(recipe: Mapping[str, Any], key: str) -> int:
+    value = recipe.get(key, DEFAULTS[key])
+    if not _positive_int(value):
+        raise _bad(key, value, "a positive integer")
+    return int(value)
+
+
+def check_recipe(recipe: Mapping[str, Any]) -> None:
+    """Reject the family's recipe values it cannot run, naming the key (one line)."""
+    sizes = {key: _int(recipe, key) for key in DEFAULTS}
+    for key in ("infer_size", "tnet_crop"):
+        if sizes[key] % TNET_STRIDE:
+            raise _bad(key, sizes[key], f"a multiple of {TNET_STRIDE} (the T-Net's output stride)")
+    for key in ("mnet_crop", "e2e_crop"):
+        if sizes[key] % 16:
+            raise _bad(key, sizes[key], "a multiple of 16 (the M-Net's four pools)")
+    if sizes["e2e_crop"] * sizes["infer_size"] % (sizes["full_size"] * TNET_STRIDE):
+        raise _bad("e2e_crop", sizes["e2e_crop"], f"a size that e2e_crop * infer_size / full_size turns into a "
+                   f"multiple of {TNET_STRIDE} (the T-Net's input in the e2e stage)")
+    scale = recipe.get("scale_range", [0.75, 1.25])
+    if (not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(_number(v) and v > 0 for v in scale)
+            or scale[0] > scale[1]):
+        raise _bad("scale_range", scale, "[lo, hi] with 0 < lo <= hi")
+    for key in ("flip", "check_files"):
+        if key in recipe and not isinstance(recipe[key], bool):
+            raise _bad(key, recipe[key], "true or false")
+    for key in ("trimap_kernel", "trimap_iterations", "tnet_trimap_kernel", "tnet_trimap_iterations"):
+        _pair(recipe, key, (1, 1))
+    gamma = recipe.get("loss_gamma", GAMMA)
+    if not _number(gamma) or not 0 <= gamma <= 1:
+        raise _bad("loss_gamma", gamma, "a number in [0, 1]")
+    lam = recipe.get("loss_lambda", LAMBDA)
+    if not _number(lam) or lam < 0:
+        raise _bad("loss_lambda", lam, "a number >= 0")
+    for key in ("backbone_weights", "mnet_backbone_weights", "backgrounds"):
+        if recipe.get(key) is not None and not isinstance(recipe[key], str):
+            raise _bad(key, recipe[key], "a path")
+
+
+class SHMFamily:
+    name = "shm"
+    stages = STAGES
+    loss_weights: dict[str, float] = {"gamma": GAMMA, "lambda": LAMBDA}
+
+    def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
+        """Also checks every family key of the recipe: the engine calls this first."""
+        check_recipe(recipe)
+        return {"infer_size": _int(recipe, "infer_size"), "tnet_width": _int(recipe, "tnet_width"),
+                "mnet_width": _int(recipe, "mnet_width")}
+
+    def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:
+        """ImageNet ResNet-50 (``backbone_weights``) into the T-Net trunk, ImageNet VGG16
+        (``mnet_backbone_weights``) into the M-Net encoder (its 3 probability channels zero).
+        Called by the engine only for a stage that does not start from the previous stage."""
+        _check_stage(stage)
+        net = _net(model)
+        main = not torch.distributed.is_initialized() or torch.distributed.get_rank() == 0
+        path = recipe.get("backbone_weights")
+        if path:
+            report = load_imagenet_resnet(net.tnet.backbone, read_state_dict(path), source=path)
+            if main:
+                console.print(f"T-Net backbone {path}: {report.summary()}")
+        path = recipe.get("mnet_backbone_weights")
+        if path:
+            report = load_imagenet_vgg16(net.mnet.encoder, read_state_dict(path), source=path)
+            if main:
+                console.print(f"M-Net encoder {path}: {report.summary()}")
+
+    def trainable_parameters(self, model: nn.Module, stage: str) -> Iterable[nn.Parameter]:
+        _check_stage(stage)
+        net = _net(model)
+        for module, on in ((net.tnet, stage in ("tnet", "e2e")), (net.mnet, stage in ("mnet", "e2e"))):
+            for p in module.parameters():
+                p.requires_grad_(on)
+        return [p for p in net.parameters() if p.requires_grad]
+
+    def _settings(self, recipe: Mapping[str, Any]) -> None:
+        self.loss_weights = {"gamma": float(recipe.get("loss_gamma", GAMMA)),
+                             "lambda": float(recipe.get("loss_lambda", LAMBDA))}
+
+    def _source(self, recipe: Mapping[str, Any], data_dir: str):
+        source = find_samples(data_dir, recipe.get("backgrounds"))
+        if recipe.get("check_files", True):
+            check_files(source)
+        return source
+
+    def train_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
+        # The protocol's losses() gets no recipe: settings are taken here, on every process.
+        self._settings(recipe)
+        stage = str(recipe.get("stage", "tnet"))
+        _check_stage(stage)
+        scale = recipe.get("scale_range", [0.75, 1.25])
+        return SHMTrainDataset(
+            self._source(recipe, data_dir), stage, seed=seed, infer_size=_int(recipe, "infer_size"),
+            full_size=_int(recipe, "full_size"), tnet_crop=_int(recipe, "tnet_crop"),
+            mnet_crop=_int(recipe, "mnet_crop"), e2e_crop=_int(recipe, "e2e_crop"),
+            scale_range=(float(scale[0]), float(scale[1])), flip=bool(recipe.get("flip", True)),
+            trimap_spec=TrimapSpec(_pair(recipe, "trimap_kernel", (2, 5)), _pair(recipe, "trimap_iterations", (5, 15))),
+            tnet_trimap_spec=TrimapSpec(_pair(recipe, "tnet_trimap_kernel", (10, 10)),
+                                        _pair(recipe, "tnet_trimap_iterations", (1, 1))))
+
+    def val_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
+        stage = str(recipe.get("stage", "e2e"))
+        return SHMValDataset(self._source(recipe, data_dir), stage, seed=seed,
+                             trimap_spec=TrimapSpec(_pair(recipe, "trimap_kernel", (2, 5)),
+                                                    _pair(recipe, "trimap_iterations", (5, 15))))
+
+    def losses(self, model: nn.Module, batch: Mapping[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
+        """Forward pass in training mode and the stage's loss (see the module docstring)."""
+        _check_stage(stage)
+        net = _net(model)
+        w = self.loss_weights
+        if stage == "tnet":
+            net.mnet.eval()
+            logits = model(batch["image"], tnet_only=True)["trimap_logits"]  # through DDP's wrapper
+            l_t = trimap_loss(logits, batch["classes"])
+            return {"loss": l_t, "trimap": l_t}
+        if stage == "mnet":
+            net.tnet.eval()  # frozen and unused: its batch-norm statistics must not move
+            trimap = batch["trimap"]
+            probs = classes_to_onehot(trimap_tensor_to_classes(trimap))
+            out = model(batch["image"], probs=probs.to(batch["image"].dtype))
+            parts = prediction_loss(out["alpha"], batch["alpha"], batch["fg"], batch["bg"], batch["image"],
+                                    unknown_weight(trimap), gamma=w["gamma"])
+            return parts
+        # the T-Net sees the crop at its own stage's scale: the size of its target trimap
+        out = model(batch["image"], tnet_size=tuple(batch["classes"].shape[-2:]))
+        return shm_loss(out["alpha"], out["trimap_logits"], batch["classes"], batch["alpha"], batch["fg"],
+                        batch["bg"], batch["image"], gamma=w["gamma"], lam=w["lambda"])
+
+    @torch.no_grad()
+    def predict(self, model: nn.Module, batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
+        """Validation alpha: ``tnet`` scores its trimap as an alpha (F_s + 0.5 U_s: 1 / 0.5 / 0);
+        ``mnet`` the fusion with the ground-truth trimap; ``e2e`` the whole network (predict)."""
+        _check_stage(stage)
+        net = _net(model)
+        image = batch["image"]
+        if stage == "tnet":
+            probs = net.trimap_probabilities(image)
+            return (probs[:, FOREGROUND_CLASS:FOREGROUND_CLASS + 1]
+                    + 0.5 * probs[:, UNKNOWN_CLASS:UNKNOWN_CLASS + 1]).clamp(0, 1)
+        if stage == "mnet":
+            trimap = batch["gt_trimap"]
+            probs = classes_to_onehot(trimap_tensor_to_classes(trimap))
+            return net.fusion(probs, net.tiled_raw_alpha(image, probs.to(image.dtype))).clamp(0, 1)
+        return net.predict(image)["alpha"]
+
+
+FAMILY = SHMFamily()
