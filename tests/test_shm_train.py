@@ -192,7 +192,7 @@ def test_bad_input_is_one_line_and_exit_2(trained, datasets, tmp_path, capsys, m
                                                             "stage": "joint", "step": 1, "recipe": {}})
     r = invoke("train", "shm", "--data", str(datasets["train"]), "--out", str(tmp_path / "run"), "--stage", "e2e",
                "--resume", "--recipe", "shm-quick", "--device", "cpu", "--no-progress")
-    assert r.exit_code != 0 and "family dim" in str(r.exception)
+    assert r.exit_code != 0 and "holds a 'dim' run" in str(r.exception)
 
 
 def test_export_and_weights_info(trained, datasets, tmp_path, capsys, monkeypatch):
