@@ -47,6 +47,17 @@ class SegmentationSpec:
     hole_sizes: tuple[int, ...] = HOLE_SIZES
     blur_sizes: tuple[int, ...] = BLUR_SIZES
     kernel: int = 5
+    #: sizes relative to the official 512-px crops: iterations, holes and blurs scale with it
+    scale: float = 1.0
+
+    def scaled(self) -> "SegmentationSpec":
+        if self.scale == 1.0:
+            return self
+        it = lambda r: (max(1, round(r[0] * self.scale)), max(1, round(r[1] * self.scale)))  # noqa: E731
+        odd = lambda k: max(3, 2 * round(k * self.scale / 2) + 1)  # noqa: E731
+        return SegmentationSpec(self.threshold, it(self.erode), it(self.dilate), self.holes,
+                                tuple(max(1, round(s * self.scale)) for s in self.hole_sizes),
+                                tuple(odd(k) for k in self.blur_sizes), self.kernel, 1.0)
 
 
 def _hole_top_left(unknown: np.ndarray, size: int, rng: np.random.Generator) -> tuple[int, int] | None:
@@ -64,6 +75,7 @@ def _hole_top_left(unknown: np.ndarray, size: int, rng: np.random.Generator) -> 
 def simulate_segmentation(alpha: np.ndarray, trimap: np.ndarray, rng: np.random.Generator,
                           spec: SegmentationSpec = SegmentationSpec()) -> np.ndarray:
     """S for a training sample: uint8 HxW from uint8 alpha and its trimap ({0, 128, 255})."""
+    spec = spec.scaled()
     seg = (alpha.astype(np.float32) / 255.0 > spec.threshold).astype(np.float32)
     kernel = ellipse(spec.kernel)
     seg = cv2.erode(seg, kernel, iterations=int(rng.integers(spec.erode[0], spec.erode[1] + 1)))
@@ -157,9 +169,9 @@ def grey_uint8(rgb: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
 
 
-def motion_affine(rng: np.random.Generator) -> np.ndarray:
+def motion_affine(rng: np.random.Generator, shift_px: float = 5.0) -> np.ndarray:
     """A 2x3 affine: scale @ shear @ rotation (matrix products, so the rotation is real) + translation."""
-    translation = rng.normal(0.0, 5.0, 2)
+    translation = rng.normal(0.0, shift_px, 2)
     theta = np.deg2rad(rng.normal(0.0, 7.0))
     rotation = np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
     scale = np.array([[1.0 + rng.normal(0.0, 0.05), 0.0], [0.0, 1.0]])
@@ -170,12 +182,12 @@ def motion_affine(rng: np.random.Generator) -> np.ndarray:
 
 
 def simulate_motion(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, rng: np.random.Generator,
-                    frames: int = 4) -> np.ndarray:
+                    frames: int = 4, shift_px: float = 5.0) -> np.ndarray:
     """M for a training sample: uint8 HxWx``frames`` grey composites of warped (fg, alpha) over noisy B."""
     h, w = alpha.shape
     out = np.empty((h, w, frames), np.uint8)
     for t in range(frames):
-        m = motion_affine(rng)
+        m = motion_affine(rng, shift_px)
         fg_t = cv2.warpAffine(fg, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
         alpha_t = cv2.warpAffine(alpha, m, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_REFLECT)
         sigma = int(rng.integers(2, 6))

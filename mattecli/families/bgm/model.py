@@ -188,7 +188,7 @@ class BackgroundMatting(nn.Module):
 
     def __init__(self, ngf: int = 64, nf_part: int = 64, n_blocks1: int = 7, n_blocks2: int = 3,
                  motion_frames: int = 4, motion_wiring: str = "corrected", resolution: int = RESOLUTION,
-                 crop: str = "subject", margin: float = 0.1) -> None:
+                 crop: str = "subject", margin: float = 0.1, discriminator: bool = False) -> None:
         super().__init__()
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, not {crop!r}")
@@ -197,7 +197,7 @@ class BackgroundMatting(nn.Module):
         self.config: dict[str, Any] = {"ngf": ngf, "nf_part": nf_part, "n_blocks1": n_blocks1,
                                        "n_blocks2": n_blocks2, "motion_frames": motion_frames,
                                        "motion_wiring": motion_wiring, "resolution": resolution, "crop": crop,
-                                       "margin": margin}
+                                       "margin": margin, "discriminator": bool(discriminator)}
         self.motion_frames = motion_frames
         self.resolution = resolution
         self.crop = crop
@@ -213,6 +213,8 @@ class BackgroundMatting(nn.Module):
         self.alpha_head = AlphaHead(ngf)
         self.foreground_head = ForegroundHead(ngf)
         conv_init(self)
+        #: the adversarial stage's critic (absent from an ``adobe`` network; unused by ``predict``)
+        self.discriminator = Critic() if discriminator else None
 
     @property
     def motion_wiring(self) -> str:
@@ -327,10 +329,41 @@ class PatchDiscriminator(nn.Module):
         return self.model(x)
 
 
+class Critic(nn.Module):
+    """The PatchGAN with its own Adam and G-step counter, saved with the network so ``--resume``
+    restores the discriminator's optimiser too (its state travels as the module's extra state)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.patch = PatchDiscriminator()
+        self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
+        self.register_buffer("last_loss", torch.zeros(()))
+        self.optimizer: torch.optim.Optimizer | None = None
+        self._pending: dict | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.patch(x)
+
+    def make_optimizer(self, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+        if self.optimizer is None:
+            self.optimizer = torch.optim.Adam(self.patch.parameters(), lr=lr, betas=betas)
+            if self._pending:
+                self.optimizer.load_state_dict(self._pending)
+                self._pending = None
+        return self.optimizer
+
+    def get_extra_state(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict()} if self.optimizer is not None else {}
+
+    def set_extra_state(self, state: dict) -> None:
+        self._pending = (state or {}).get("optimizer")
+        self.optimizer = None
+
+
 @register_family("bgm")
 def build_bgm(ngf: int = 64, nf_part: int = 64, n_blocks1: int = 7, n_blocks2: int = 3, motion_frames: int = 4,
               motion_wiring: str = "corrected", resolution: int = RESOLUTION, crop: str = "subject",
-              margin: float = 0.1) -> BackgroundMatting:
+              margin: float = 0.1, discriminator: bool = False) -> BackgroundMatting:
     return BackgroundMatting(ngf=ngf, nf_part=nf_part, n_blocks1=n_blocks1, n_blocks2=n_blocks2,
                              motion_frames=motion_frames, motion_wiring=motion_wiring, resolution=resolution,
-                             crop=crop, margin=margin)
+                             crop=crop, margin=margin, discriminator=discriminator)
