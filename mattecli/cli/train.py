@@ -104,6 +104,13 @@ def bgm(
         raise BadInput(captures, "--captures must be a captures folder")
     if names is not None and not names.is_file():
         raise BadInput(names, "no such name list")
+    if stage in ("real", "all"):  # the captures layout is checked before anything trains
+        from mattecli.families.bgm.data import find_captures
+
+        find_captures(captures or data)
+    if stage == "real" and teacher is None and not any("teacher" in a for a in assignments) \
+            and not (out / "adobe" / "best.pt").is_file():
+        raise BadInput(out / "adobe" / "best.pt", "no adobe-stage teacher: train --stage adobe first or give --teacher")
     flags = {"iters": iters, "batch_size": batch_size, "seed": seed, "workers": workers, "amp": amp,
              "names": str(names) if names else None}
     sets = list(assignments)

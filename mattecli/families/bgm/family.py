@@ -233,16 +233,12 @@ class BGMFamily:
         total = l_gan + weight * (parts["comp"] + parts["alpha"] + parts["fg"])
         if int(critic.generator_steps) % int(self._recipe.get("d_every", 5)) == 0:
             betas = tuple(float(b) for b in self._recipe.get("d_betas", self._recipe.get("betas", (0.9, 0.999))))
-            opt = critic.make_optimizer(float(self._recipe.get("d_lr", 1e-5)), betas)
+            critic.make_optimizer(float(self._recipe.get("d_lr", 1e-5)), betas)
             for p in critic.parameters():
                 p.requires_grad_(True)
-            opt.zero_grad(set_to_none=True)
-            l_d = discriminator_loss(critic(image), critic(fake.detach()))
-            l_d.backward()
-            opt.step()
+            critic.step(discriminator_loss(critic(image), critic(fake.detach())))
             for p in critic.parameters():
                 p.requires_grad_(False)
-            critic.last_loss.fill_(float(l_d.detach()))
         critic.generator_steps += 1
         return {"loss": total, "gan": l_gan, "alpha": parts["alpha"], "fg": parts["fg"], "comp": parts["comp"],
                 "d": critic.last_loss.clone(), "pseudo_weight": torch.tensor(weight)}

@@ -330,16 +330,19 @@ class PatchDiscriminator(nn.Module):
 
 
 class Critic(nn.Module):
-    """The PatchGAN with its own Adam and G-step counter, saved with the network so ``--resume``
-    restores the discriminator's optimiser too (its state travels as the module's extra state)."""
+    """The PatchGAN with its own Adam and G-step counter. Adam's moments live in buffers, so they
+    are saved with the network and ``--resume`` restores the discriminator's optimiser too."""
 
     def __init__(self) -> None:
         super().__init__()
         self.patch = PatchDiscriminator()
         self.register_buffer("generator_steps", torch.zeros((), dtype=torch.long))
         self.register_buffer("last_loss", torch.zeros(()))
+        self.register_buffer("adam_step", torch.zeros(()))
+        for i, p in enumerate(self.patch.parameters()):
+            self.register_buffer(f"adam_exp_avg_{i}", torch.zeros_like(p))
+            self.register_buffer(f"adam_exp_avg_sq_{i}", torch.zeros_like(p))
         self.optimizer: torch.optim.Optimizer | None = None
-        self._pending: dict | None = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.patch(x)
@@ -347,17 +350,27 @@ class Critic(nn.Module):
     def make_optimizer(self, lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
         if self.optimizer is None:
             self.optimizer = torch.optim.Adam(self.patch.parameters(), lr=lr, betas=betas)
-            if self._pending:
-                self.optimizer.load_state_dict(self._pending)
-                self._pending = None
+            if float(self.adam_step) > 0:
+                for i, p in enumerate(self.patch.parameters()):
+                    self.optimizer.state[p] = {"step": self.adam_step.detach().clone().float().cpu(),
+                                               "exp_avg": getattr(self, f"adam_exp_avg_{i}").clone(),
+                                               "exp_avg_sq": getattr(self, f"adam_exp_avg_sq_{i}").clone()}
         return self.optimizer
 
-    def get_extra_state(self) -> dict:
-        return {"optimizer": self.optimizer.state_dict()} if self.optimizer is not None else {}
-
-    def set_extra_state(self, state: dict) -> None:
-        self._pending = (state or {}).get("optimizer")
-        self.optimizer = None
+    def step(self, loss: torch.Tensor) -> None:
+        """One discriminator update on ``loss``; its Adam state is copied into the buffers."""
+        assert self.optimizer is not None
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        with torch.no_grad():
+            for i, p in enumerate(self.patch.parameters()):
+                state = self.optimizer.state[p]
+                getattr(self, f"adam_exp_avg_{i}").copy_(state["exp_avg"])
+                getattr(self, f"adam_exp_avg_sq_{i}").copy_(state["exp_avg_sq"])
+                self.adam_step.fill_(float(state["step"]))
+            self.last_loss.fill_(float(loss.detach()))
 
 
 @register_family("bgm")
