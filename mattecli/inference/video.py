@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -255,6 +255,49 @@ class LearnedFrames:
                 fg = self.method.foreground(job.image, alpha)
             fg8 = np.clip(fg * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
             yield item, PlateResult(alpha.astype(np.float32), fg8, job.guidance, alignment)
+
+
+def motion_windows(items: Iterable[tuple], offsets: Sequence[int],
+                   grey: Callable[[tuple], np.ndarray]) -> Iterator[tuple[tuple, list[np.ndarray]]]:
+    """(item, [grey frame at i + offset for each offset]) for a stream, through a bounded buffer.
+
+    Background Matting's motion cue needs frames up to ``max(offsets)`` ahead and
+    ``-min(offsets)`` behind; this holds exactly those (the greys behind, the items ahead),
+    never the whole clip. At the clip's ends the neighbour index is mirrored
+    (:func:`mattecli.families.bgm.cues.window_index`): the official script wraps around the
+    clip instead, which needs its end before its start.
+    """
+    from collections import deque
+
+    from mattecli.families.bgm.cues import window_index
+
+    ahead = max(0, max(offsets))
+    behind = max(0, -min(offsets))  # greys are kept max(ahead, behind) back: mirroring at the end reads back
+    greys: dict[int, np.ndarray] = {}
+    pending: deque[tuple[int, tuple]] = deque()
+    source = iter(items)
+    count: int | None = None  # known once the stream ends
+    read = 0
+    current = 0
+    while True:
+        while count is None and read <= max(current + ahead, behind):
+            try:
+                item = next(source)
+            except StopIteration:
+                count = read
+                break
+            greys[read] = grey(item)
+            pending.append((read, item))
+            read += 1
+        if not pending:
+            return
+        index, item = pending.popleft()
+        total = count if count is not None else index + ahead + behind + 2  # no mirroring before the end
+        window = [greys[window_index(index, o, total)] for o in offsets]
+        yield item, window
+        current = index + 1
+        for old in [k for k in greys if k < current - max(behind, ahead)]:
+            del greys[old]
 
 
 def check_plate(job: VideoJob, info: VideoInfo, align: bool) -> None:
