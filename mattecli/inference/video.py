@@ -210,7 +210,8 @@ class LearnedFrames:
     foreground estimation (when the network gives none) as for images; the plate is aligned
     and exposure-matched per frame first, as for the plate method."""
 
-    def __init__(self, method, align: bool = False, exposure: bool = False) -> None:
+    def __init__(self, method, align: bool = False, exposure: bool = False, segmentation: Path | None = None,
+                 motion_offsets: Sequence[int] = (-40, -20, 20, 40)) -> None:
         from mattecli.inference.plate import PlateAligner
 
         if method.model.guidance != "background":
@@ -222,9 +223,47 @@ class LearnedFrames:
         self.align = align
         self.exposure = exposure
         self.aligner = PlateAligner() if align else None
+        cues = getattr(method.model, "cues", ())
+        if segmentation is not None and "segmentation" not in cues:
+            raise MatteError(f"--segmentation: {method.name} takes no segmentation cue")
+        self.masks: list[Path] | None = None
+        if segmentation is not None:
+            from mattecli.io.images import list_images
+
+            if not Path(segmentation).is_dir():
+                raise BadInput(segmentation, "--segmentation for a video must be a folder of masks, one per frame")
+            self.masks = list_images(segmentation)
+            if not self.masks:
+                raise BadInput(segmentation, "holds no mask images")
+        self.motion_offsets = tuple(int(o) for o in motion_offsets)
+        frames = getattr(method.model, "motion_frames", 0)
+        self.motion = "motion" in cues
+        if self.motion and len(self.motion_offsets) != frames:
+            raise MatteError(f"--motion-offsets: the network takes {frames} motion frames, "
+                             f"not {len(self.motion_offsets)}")
 
     def describe(self) -> str:
-        return self.method.describe()
+        extra = ""
+        if self.motion:
+            extra = f", motion cue at frame offsets {', '.join(f'{o:+d}' for o in self.motion_offsets)}"
+        return self.method.describe() + extra + (", segmentation masks" if self.masks else "")
+
+    def _cues(self, index: int, frame: np.ndarray, window: list[np.ndarray] | None) -> dict | None:
+        cues: dict = {}
+        if window is not None:
+            cues["motion"] = np.stack(window, axis=2)
+        if self.masks is not None:
+            from mattecli.families.bgm.cues import soften_mask
+            from mattecli.io.images import read_alpha
+
+            if index >= len(self.masks):
+                raise BadInput(self.masks[0].parent, f"has {len(self.masks)} masks; the video has more frames")
+            mask = read_alpha(self.masks[index])
+            if mask.shape != frame.shape[:2]:
+                raise BadInput(self.masks[index], f"mask is {mask.shape[1]}x{mask.shape[0]}, the video "
+                                                  f"{frame.shape[1]}x{frame.shape[0]}")
+            cues["segmentation"] = soften_mask(mask)
+        return cues or None
 
     def stream(self, items: Iterator[tuple]) -> Iterator[tuple[tuple, object]]:
         import warnings
@@ -235,14 +274,22 @@ class LearnedFrames:
 
         source: dict[int, tuple[tuple, object]] = {}  # id(job) -> (item, alignment), at most a batch
 
+        if self.motion:
+            from mattecli.families.bgm.cues import grey_uint8
+
+            windowed = motion_windows(items, self.motion_offsets, lambda it: grey_uint8(it[0]))
+        else:
+            windowed = ((item, None) for item in items)
+
         def jobs() -> Iterator[Job]:
-            for index, item in enumerate(items):
+            for index, (item, window) in enumerate(windowed):
                 frame, plate, _ = item
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # failed alignments are counted from the result
                     used, alignment = prepare_plate(frame, plate, self.align, self.exposure, aligner=self.aligner)
                 name = PurePosixPath(f"frame {index}")
-                job = Job(Item(Path(f"frame {index}"), name, name), frame, used, "background")
+                job = Job(Item(Path(f"frame {index}"), name, name), frame, used, "background",
+                          self._cues(index, frame, window))
                 source[id(job)] = (item, alignment)
                 yield job
 
