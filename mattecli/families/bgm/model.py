@@ -173,6 +173,15 @@ def grey(rgb: torch.Tensor) -> torch.Tensor:
     return (rgb * w).sum(1, keepdim=True)
 
 
+class _CueShapes(dict):
+    """``export_input_shapes`` for the export runner: the default shape with the cue's channel count."""
+
+    def get(self, name, default=None):  # type: ignore[override]
+        if name not in self or default is None:
+            return default
+        return (default[0], self[name], *default[2:])
+
+
 class BackgroundMatting(nn.Module):
     """``ResnetConditionHR``: (I, B', S, M) in [-1, 1] -> (alpha in [-1, 1], F)."""
 
@@ -183,12 +192,15 @@ class BackgroundMatting(nn.Module):
     export_inputs = (("image", "Bx3xHxW RGB in [0, 1]"), ("background", "Bx3xHxW plate in [0, 1]"),
                      ("segmentation", "Bx1xHxW soft segmentation in [0, 1]"),
                      ("motion", "Bx4xHxW grey neighbour frames in [0, 1]"))
+    #: the exported graph resizes to the network resolution itself: any size works
+    size_multiple = 1
     export_notes = ("full-frame variant: the whole frame is resized to the network resolution; the official "
                     "subject crop, largest-component clean-up and paste-back stay outside the graph")
 
     def __init__(self, ngf: int = 64, nf_part: int = 64, n_blocks1: int = 7, n_blocks2: int = 3,
                  motion_frames: int = 4, motion_wiring: str = "corrected", resolution: int = RESOLUTION,
-                 crop: str = "subject", margin: float = 0.1, discriminator: bool = False) -> None:
+                 crop: str = "subject", margin: float = 0.1, discriminator: bool = False,
+                 largest_component: bool = True) -> None:
         super().__init__()
         if crop not in CROP_MODES:
             raise ValueError(f"crop must be one of {', '.join(CROP_MODES)}, not {crop!r}")
@@ -197,8 +209,11 @@ class BackgroundMatting(nn.Module):
         self.config: dict[str, Any] = {"ngf": ngf, "nf_part": nf_part, "n_blocks1": n_blocks1,
                                        "n_blocks2": n_blocks2, "motion_frames": motion_frames,
                                        "motion_wiring": motion_wiring, "resolution": resolution, "crop": crop,
-                                       "margin": margin, "discriminator": bool(discriminator)}
+                                       "margin": margin, "discriminator": bool(discriminator),
+                                       "largest_component": bool(largest_component)}
+        self.largest_component = bool(largest_component)
         self.motion_frames = motion_frames
+        self.export_input_shapes = _CueShapes(segmentation=1, motion=motion_frames)
         self.resolution = resolution
         self.crop = crop
         self.margin = margin
@@ -272,8 +287,8 @@ class BackgroundMatting(nn.Module):
         The official inference recipe: a square box around the subject (10% margin, side 1.2x
         the larger extent of the segmentation) cut out of every input, run at the network
         resolution, pasted back into a zero canvas; ``crop="full"`` runs the whole frame.
-        Then the largest connected component of alpha > 0.05 is kept and F is zeroed where
-        alpha < 0.01, as in ``test_background-matting_image.py``.
+        Then (``largest_component``, default on) the largest connected component of alpha > 0.05
+        is kept and F is zeroed where alpha < 0.01, as in ``test_background-matting_image.py``.
         """
         from mattecli.families.bgm.cues import largest_component, segmentation_from_plate, subject_box
 
@@ -294,9 +309,10 @@ class BackgroundMatting(nn.Module):
             fg = image.new_zeros((1, 3, h, w))
             alpha[..., y0:y1, x0:x1] = a
             fg[..., y0:y1, x0:x1] = f
-            keep = torch.from_numpy(largest_component(alpha[0, 0].float().cpu().numpy() > 0.05)).to(alpha.device)
-            alpha = alpha * keep.to(alpha.dtype)
-            fg = torch.where(alpha < 0.01, torch.zeros_like(fg), fg)
+            if self.largest_component:
+                keep = torch.from_numpy(largest_component(alpha[0, 0].float().cpu().numpy() > 0.05)).to(alpha.device)
+                alpha = alpha * keep.to(alpha.dtype)
+                fg = torch.where(alpha < 0.01, torch.zeros_like(fg), fg)
             alphas.append(alpha)
             fgs.append(fg)
         return {"alpha": torch.cat(alphas), "fg": torch.cat(fgs)}
@@ -376,7 +392,8 @@ class Critic(nn.Module):
 @register_family("bgm")
 def build_bgm(ngf: int = 64, nf_part: int = 64, n_blocks1: int = 7, n_blocks2: int = 3, motion_frames: int = 4,
               motion_wiring: str = "corrected", resolution: int = RESOLUTION, crop: str = "subject",
-              margin: float = 0.1, discriminator: bool = False) -> BackgroundMatting:
+              margin: float = 0.1, discriminator: bool = False, largest_component: bool = True) -> BackgroundMatting:
     return BackgroundMatting(ngf=ngf, nf_part=nf_part, n_blocks1=n_blocks1, n_blocks2=n_blocks2,
                              motion_frames=motion_frames, motion_wiring=motion_wiring, resolution=resolution,
-                             crop=crop, margin=margin, discriminator=discriminator)
+                             crop=crop, margin=margin, discriminator=discriminator,
+                             largest_component=largest_component)
