@@ -121,6 +121,10 @@ def test_torchscript_export_equals_matte_weights(dim_case):
     assert read_contract(root / "dim.ts")["inputs"][1]["name"] == "trimap"
 
 
+#: families whose full-size default network takes a minute to trace on two CPU cores
+SMALL_CONFIGS = {"bgm": {"ngf": 8, "nf_part": 8, "n_blocks1": 2, "n_blocks2": 1, "resolution": 64}}
+
+
 @pytest.mark.parametrize("family", [f for f in family_folders() if f != "dim"])
 def test_every_other_family_exports_to_torchscript(family, tmp_path):
     """DIM is checked against matte above; every other family folder at least traces and
@@ -128,7 +132,7 @@ def test_every_other_family_exports_to_torchscript(family, tmp_path):
     from mattecli.export.run import export_checkpoint
 
     torch.manual_seed(0)
-    model = build_model(family, {})
+    model = build_model(family, SMALL_CONFIGS.get(family, {}))
     save_checkpoint(tmp_path / "m.pt", {"family": family, "model_config": getattr(model, "config", {}),
                                         "model": model.state_dict()})
     result = export_checkpoint(tmp_path / "m.pt", "torchscript", tmp_path / "m.ts")
