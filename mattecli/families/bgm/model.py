@@ -259,14 +259,14 @@ class BackgroundMatting(nn.Module):
         r = self.resolution
 
         def down(x: torch.Tensor) -> torch.Tensor:
-            return F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False) if (h, w) != (r, r) else x
+            # always resized (an identity at the network size): a traced graph must not depend on the size
+            return F.interpolate(x, size=(r, r), mode="bilinear", align_corners=False)
 
         alpha, fg = self(to_signed(down(image)), to_signed(down(background)), to_signed(down(segmentation)),
                          to_signed(down(motion)))
         alpha, fg = to_unit(alpha), to_unit(fg)
-        if (h, w) != (r, r):
-            alpha = F.interpolate(alpha, size=(h, w), mode="bilinear", align_corners=False)
-            fg = F.interpolate(fg, size=(h, w), mode="bilinear", align_corners=False)
+        alpha = F.interpolate(alpha, size=(h, w), mode="bilinear", align_corners=False)
+        fg = F.interpolate(fg, size=(h, w), mode="bilinear", align_corners=False)
         alpha = alpha.clamp(0.0, 1.0)
         fg = torch.where(alpha > 0.95, image, fg.clamp(0.0, 1.0))
         return alpha, fg
