@@ -1,10 +1,14 @@
 """The background-plate method: alpha and foreground from a frame and a clean plate, no weights.
 
 With the background B known, a pixel of the frame I = alpha F + (1 - alpha) B differs from
-the plate in proportion to alpha, so alpha is read off the colour distance |I - B| with a
-soft threshold (a linear ramp between ``low`` and ``high`` grey levels), cleaned of speckle
-by a median filter and refined by a fast guided filter (He & Sun 2015) guided by the frame,
-which snaps the matte to the frame's edges and gives hair its soft falloff. The foreground
+the plate by alpha (F - B). The default (``mode="projection"``, :func:`alpha_by_projection`)
+solves that equation: it finds the subject region, spreads F from its interior, and takes
+alpha = (I - B).(F - B) / |F - B|^2 near the edge, so faint strands of a saturated subject are
+not over-read and a subject coloured close to the background is not under-read; the previous
+method (``mode="ramp"``) reads alpha off the colour distance |I - B| with a soft threshold (a
+linear ramp between ``low`` and ``high`` grey levels), cleaned of speckle by a median filter.
+Both are refined by a fast guided filter (He & Sun 2015) guided by the frame, which snaps the
+matte to the frame's edges and gives hair its soft falloff. The foreground
 then follows from the compositing equation, F = B + (I - B) / alpha, which removes exactly
 the old background from every pixel; where alpha is small the division only amplifies noise,
 so there F fades into colours spread from nearby reliable pixels.
