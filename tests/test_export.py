@@ -121,8 +121,9 @@ def test_torchscript_export_equals_matte_weights(dim_case):
     assert read_contract(root / "dim.ts")["inputs"][1]["name"] == "trimap"
 
 
-#: families whose full-size network takes minutes to trace on a CPU (shm: ResNet-50 at 400 px + VGG16)
-SMALL_CONFIGS = {"shm": {"infer_size": 16, "tnet_width": 4, "mnet_width": 4}}
+#: families whose full-size network takes minutes to trace on a CPU (shm: ResNet-50 at 400 px + VGG16; bgm)
+SMALL_CONFIGS = {"shm": {"infer_size": 16, "tnet_width": 4, "mnet_width": 4},
+                 "bgm": {"ngf": 8, "nf_part": 8, "n_blocks1": 2, "n_blocks2": 1, "resolution": 64}}
 
 
 @pytest.mark.parametrize("family", [f for f in family_folders() if f != "dim"])

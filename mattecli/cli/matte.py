@@ -23,6 +23,11 @@ def register(app: typer.Typer) -> None:
                                               help='JSON: image name -> [{"x", "y", "label": "fg"|"bg"}].'),
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),
+        segmentation: Optional[Path] = typer.Option(None, "--segmentation",
+                                                    help="With --background and a bgm network: person masks "
+                                                         "(file or folder paired by name); default from the plate."),
+        align: bool = typer.Option(False, "--align/--no-align",
+                                   help="With --background: register each plate onto its image (hand-held camera)."),
         click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
                                                      help="Radius of a click's disk in pixels [default: 5 for the "
                                                           "classical method; click networks: 15 at their training "
@@ -61,7 +66,8 @@ def register(app: typer.Typer) -> None:
         options = MatteOptions(
             input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), trimap=trimap, clicks=clicks,
             background=background, click_radius=DEFAULT_RADIUS if click_radius is None else click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
-            alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard))
+            alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard,
+            segmentation=segmentation, align=align)
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
         runner = build_method(weights, method, device, batch_size, precision, click_radius,

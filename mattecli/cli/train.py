@@ -114,6 +114,64 @@ def shm(
 
 
 
+@train_app.command("bgm")
+def bgm(
+    data: Path = typer.Option(..., "--data", help="Stage adobe: a `compose` dataset (or fg/ alpha/ bg/ folders). "
+                                                   "Stage real: a captures folder (clips/<clip>/frames/, "
+                                                   "clips/<clip>/background.png, targets/); with --stage all give "
+                                                   "it as --captures."),
+    out: Path = typer.Option(..., "--out", help="Run folder: per-stage checkpoints, logs, loss curves, best.pt."),
+    recipe: str = typer.Option("bgm", "--recipe", help="Recipe name in recipes/ (bgm, bgm-quick) or a TOML path."),
+    stage: str = typer.Option("adobe", "--stage", help="adobe, real, or all (real needs captures)."),
+    captures: Optional[Path] = typer.Option(None, "--captures", help="Captures folder for stage real "
+                                                                     "(default: --data when --stage real)."),
+    teacher: Optional[Path] = typer.Option(None, "--teacher", help="Stage real: the adobe checkpoint "
+                                                                   "(default OUT/adobe/best.pt)."),
+    val: Optional[Path] = typer.Option(None, "--val", help="Validation compose dataset; best.pt by its SAD."),
+    iters: Optional[int] = typer.Option(None, "--iters", help="Steps per stage (overrides the recipe)."),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size", help="Samples per step per process."),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
+    amp: Optional[str] = typer.Option(None, "--amp", help="Mixed precision: bf16 or fp16 (fp16 needs CUDA)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out exactly where it stopped."),
+    seed: Optional[int] = typer.Option(None, "--seed", help="Seed for initialisation, data order and augmentation."),
+    workers: Optional[int] = typer.Option(None, "--workers", help="Data-loading worker processes."),
+    names: Optional[Path] = typer.Option(None, "--names", help="Train only on the foregrounds listed in this file "
+                                                               "(e.g. the paper's 269 humans)."),
+    assignments: list[str] = typer.Option([], "--set", help="Override any recipe key: --set lr=1e-4 (repeatable)."),
+    progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+) -> None:
+    """Background Matting (Sengupta et al. 2020): supervised on composites, then adversarial on captures."""
+    from mattecli.errors import BadInput
+
+    if amp is not None and amp not in ("bf16", "fp16", "none"):
+        raise typer.BadParameter("expected bf16, fp16 or none", param_hint="--amp")
+    if stage == "all" and captures is None:
+        raise BadInput(data, "--stage all trains adobe on --data and real on --captures: give --captures")
+    if captures is not None and not captures.is_dir():
+        raise BadInput(captures, "--captures must be a captures folder")
+    if names is not None and not names.is_file():
+        raise BadInput(names, "no such name list")
+    if stage in ("real", "all"):  # the captures layout is checked before anything trains
+        from mattecli.families.bgm.data import find_captures
+
+        find_captures(captures or data)
+    if stage == "real" and teacher is None and not any("teacher" in a for a in assignments) \
+            and not (out / "adobe" / "best.pt").is_file():
+        raise BadInput(out / "adobe" / "best.pt", "no adobe-stage teacher: train --stage adobe first or give --teacher")
+    flags = {"iters": iters, "batch_size": batch_size, "seed": seed, "workers": workers, "amp": amp,
+             "names": str(names) if names else None}
+    sets = list(assignments)
+    if stage in ("real", "all") and (teacher is not None or not any("teacher" in a for a in assignments)):
+        sets.append(f"stages.real.teacher={_toml_str(teacher or out / 'adobe' / 'best.pt')}")
+        if captures is not None:
+            sets.append(f"stages.real.captures={_toml_str(captures)}")
+    _train("bgm", data, out, recipe, stage, val, resume, device, sets, flags, progress)
+
+
+def _toml_str(path: Path) -> str:
+    return '"' + str(path).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 @train_app.command("click")
 def click(
     data: Path = typer.Option(..., "--data", help="Training dataset: a `mattecli compose` folder or fg/ + alpha/ (+ bg/)."),

@@ -45,6 +45,12 @@ def register(app: typer.Typer) -> None:
         precision: str = typer.Option("fp32", "--precision", help="--weights: fp32, fp16 (CUDA) or bf16."),
         batch_size: int = typer.Option(4, "--batch-size", min=1, help="--weights: frames per batch."),
         max_pixels: Optional[int] = max_pixels_option(),
+        segmentation: Optional[Path] = typer.Option(None, "--segmentation",
+                                                    help="--weights bgm: a folder of person masks, one per frame in "
+                                                         "name order (default: from the plate difference)."),
+        motion_offsets: Optional[str] = typer.Option(None, "--motion-offsets",
+                                                     help="--weights bgm: frame offsets of the motion cue "
+                                                          "[default: -40,-20,20,40, the official ones]."),
     ) -> None:
         """Matte a video against a clean background plate, without trained weights (or with --weights).
 
@@ -69,12 +75,23 @@ def register(app: typer.Typer) -> None:
             if p is not None and not p.is_file():
                 raise BadInput(p, "no such file")
         learned = None
+        if weights is None:
+            for flag, value in (("--segmentation", segmentation), ("--motion-offsets", motion_offsets)):
+                if value is not None:
+                    raise MatteError(f"{flag} applies to a Background Matting network (--weights)")
         if weights is not None:
             from mattecli.inference.methods import build_method
             from mattecli.inference.video import LearnedFrames
 
+            offsets = (-40, -20, 20, 40)
+            if motion_offsets is not None:
+                try:
+                    offsets = tuple(int(v) for v in motion_offsets.split(","))
+                except ValueError:
+                    raise MatteError(f"--motion-offsets '{motion_offsets}': expected integers like -40,-20,20,40") from None
             learned = LearnedFrames(build_method(weights, "classical", device, batch_size, precision),
-                                    align=align, exposure=match_exposure)
+                                    align=align, exposure=match_exposure, segmentation=segmentation,
+                                    motion_offsets=offsets)
         _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
              align, match_exposure, low, high, overwrite, sheet, learned)
 

@@ -58,6 +58,9 @@ class Job:
     image: np.ndarray  # uint8 HxWx3 RGB
     guidance: np.ndarray | list[Click] | None  # trimap uint8 HxW, plate uint8 HxWx3, clicks
     kind: str  # "trimap", "clicks", "background" or "none"
+    #: extra cues for networks that take them (Background Matting: "segmentation" float HxW in
+    #: [0, 1], "motion" uint8 HxWx4 grey frames); None: the network's defaults
+    cues: dict | None = None
 
 
 @dataclass
@@ -76,6 +79,8 @@ class MatteOptions:
     shard: tuple[int, int] = (1, 1)
     #: False writes OUT/<rel>.png (``mattecli trimap``: a folder ``matte --trimap`` reads as is)
     kind_folders: bool = True
+    segmentation: Path | None = None  # --background only: person masks paired like the plates
+    align: bool = False  # --background only: register each plate onto its image (homography)
 
     def __post_init__(self) -> None:
         check_shard(self.shard)
@@ -196,9 +201,29 @@ class GuidanceSource:
             self.used: set[str] = set()
         elif self.kind in ("trimap", "background"):
             self.files = GuidanceFiles(getattr(options, self.kind), "trimap" if self.kind == "trimap" else "plate")
+        for flag, value in (("--segmentation", options.segmentation), ("--align", options.align)):
+            if value and self.kind != "background":
+                raise MatteError(f"{flag} goes with --background")
+        self.align = options.align
+        self.segmentation = GuidanceFiles(options.segmentation, "segmentation mask") if options.segmentation else None
 
     def exclude(self) -> list[Path]:
-        return [self.files.path] if self.kind in ("trimap", "background") else []
+        found = [self.files.path] if self.kind in ("trimap", "background") else []
+        return found + ([self.segmentation.path] if self.segmentation is not None else [])
+
+    def cues(self, item: Item, image: np.ndarray) -> dict | None:
+        """Background Matting's soft segmentation from ``--segmentation`` (softened as the official
+        script softens its person masks), or None."""
+        if self.segmentation is None:
+            return None
+        from mattecli.families.bgm.cues import soften_mask
+
+        path = self.segmentation.find(item)
+        mask = read_alpha(path)
+        if mask.shape != image.shape[:2]:
+            raise BadInput(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but {item.rel} is "
+                                 f"{image.shape[1]}x{image.shape[0]}")
+        return {"segmentation": soften_mask(mask)}
 
     def load(self, item: Item, image: np.ndarray) -> np.ndarray | list[Click] | None:
         h, w = image.shape[:2]
@@ -220,6 +245,14 @@ class GuidanceSource:
         if self._plate_cache is None or self._plate_cache[0] != path:
             self._plate_cache = (path, read_rgb(path))
         plate = self._plate_cache[1]
+        if self.align:
+            import warnings
+
+            from mattecli.inference.plate import prepare_plate
+
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return prepare_plate(image, plate, True, False)[0]
         if plate.shape[:2] != (h, w):
             raise BadInput(path, f"plate is {plate.shape[1]}x{plate.shape[0]} but {item.rel} is {w}x{h}")
         return plate
@@ -330,6 +363,8 @@ def plan_matte(options: MatteOptions, method) -> MattePlan:
     guidance = GuidanceSource(options)
     method.check_guidance(guidance.kind)
     check_outputs(options.outputs, method)
+    if options.segmentation is not None and "segmentation" not in getattr(getattr(method, "model", None), "cues", ()):
+        raise MatteError(f"--segmentation: {method.name} takes no segmentation cue")
     writer = OutputWriter(options)
     method.want_foreground = writer.needs_foreground
     return MattePlan(options, guidance, writer, plan_items(options, guidance))
@@ -379,7 +414,7 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
                 continue
             try:
                 image = read_rgb(item.path)
-                job = Job(item, image, guidance.load(item, image), guidance.kind)
+                job = Job(item, image, guidance.load(item, image), guidance.kind, guidance.cues(item, image))
             except MatteError as exc:
                 report(item, "failed", str(exc))
                 continue

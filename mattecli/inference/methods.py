@@ -175,25 +175,39 @@ class LearnedMethod(Method):
             g = None
         return box, image, g
 
+    def _cues(self, job) -> dict[str, torch.Tensor]:
+        """The job's extra cues as tensors, for a network that declares them (``model.cues``)."""
+        accepted = getattr(self.model, "cues", ())
+        found = {}
+        for name, value in (getattr(job, "cues", None) or {}).items():
+            if name not in accepted:
+                continue
+            arr = np.asarray(value)
+            t = torch.from_numpy(np.ascontiguousarray(arr if arr.ndim == 3 else arr[:, :, None])).permute(2, 0, 1)
+            found[name] = t.float() / 255.0 if arr.dtype == np.uint8 else t.float()
+        return found
+
     def _predict(self, batch: list) -> list:
         images = torch.stack([b[2] for b in batch]).to(self.device, non_blocking=True)
         guidance = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(self.device)
+        cues = {name: torch.stack([b[4][name] for b in batch]).to(self.device)
+                for name in batch[0][4] if all(name in b[4] for b in batch)}
         with torch.no_grad(), torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
                                              enabled=self.precision != "fp32"):
             if self.refine_patches is None:
-                out = self.model.predict(images, guidance)
+                out = self.model.predict(images, guidance, **cues)
             else:
-                out = self.model.predict(images, guidance, refine_patches=self.refine_patches)
+                out = self.model.predict(images, guidance, refine_patches=self.refine_patches, **cues)
         alpha = out["alpha"].float().clamp(0.0, 1.0)
         fg = out.get("fg")
-        cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, _, _ in batch)
+        cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, *_ in batch)
         if fg is None and self.want_foreground and not cropped:  # on the same device, the whole batch at once
             fg = estimate_foreground_tensor(images, alpha)[0]
         alpha = alpha.cpu().numpy()
         fg = None if fg is None else fg.float().clamp(0.0, 1.0).cpu().numpy()
         extras = {k: out[k].float().cpu().numpy() for k in self.extra_outputs if out.get(k) is not None}
         results = []
-        for k, (job, box, _, _) in enumerate(batch):
+        for k, (job, box, *_) in enumerate(batch):
             pasted = self._paste(job, box, alpha[k, 0], None if fg is None else fg[k].transpose(1, 2, 0))
             if extras:
                 pasted = (*pasted, {name: self._paste_map(job, box, value[k, 0]) for name, value in extras.items()})
@@ -230,13 +244,14 @@ class LearnedMethod(Method):
         for job in jobs:
             try:
                 box, image, g = self._prepare(job)
+                cues = self._cues(job)
             except (MatteError, ValueError) as exc:
                 yield job, exc
                 continue
             if batch and (batch[0][2].shape != image.shape or len(batch) >= self.batch_size):
                 yield from self._flush(batch)
                 batch = []
-            batch.append((job, box, image, g))
+            batch.append((job, box, image, g, cues))
         if batch:
             yield from self._flush(batch)
 

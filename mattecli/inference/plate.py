@@ -1,10 +1,14 @@
 """The background-plate method: alpha and foreground from a frame and a clean plate, no weights.
 
 With the background B known, a pixel of the frame I = alpha F + (1 - alpha) B differs from
-the plate in proportion to alpha, so alpha is read off the colour distance |I - B| with a
-soft threshold (a linear ramp between ``low`` and ``high`` grey levels), cleaned of speckle
-by a median filter and refined by a fast guided filter (He & Sun 2015) guided by the frame,
-which snaps the matte to the frame's edges and gives hair its soft falloff. The foreground
+the plate by alpha (F - B). The default (``mode="projection"``, :func:`alpha_by_projection`)
+solves that equation: it finds the subject region, spreads F from its interior, and takes
+alpha = (I - B).(F - B) / |F - B|^2 near the edge, so faint strands of a saturated subject are
+not over-read and a subject coloured close to the background is not under-read; the previous
+method (``mode="ramp"``) reads alpha off the colour distance |I - B| with a soft threshold (a
+linear ramp between ``low`` and ``high`` grey levels), cleaned of speckle by a median filter.
+Both are refined by a fast guided filter (He & Sun 2015) guided by the frame, which snaps the
+matte to the frame's edges and gives hair its soft falloff. The foreground
 then follows from the compositing equation, F = B + (I - B) / alpha, which removes exactly
 the old background from every pixel; where alpha is small the division only amplifies noise,
 so there F fades into colours spread from nearby reliable pixels.
@@ -46,8 +50,19 @@ class PlateSettings:
     clamp: int = 3  # px: alpha is 0 (1) where the raw matte is 0 (255) everywhere within this distance
     snap: float = 0.05  # alphas within this of 0 or 1 become exactly 0 or 1
     fg_min_alpha: float = 0.15  # below this, F fades to colours spread from reliable pixels
+    #: "projection" (default): alpha = (I - B).(F - B) / |F - B|^2 with F spread from sure
+    #: foreground; "ramp": the previous soft threshold of the colour distance
+    mode: str = "projection"
+    detect: float = 10.0  # projection: max-channel difference (grey levels) that may be subject
+    reach: int = 48  # projection: px from the robust matte within which faint detail is kept
+    min_contrast: float = 20.0  # projection: |F - B| below this falls back to the ramp
+    fill_radius: int = 32  # projection: px over which F is spread from sure foreground
+    core_depth: int = 16  # projection: px inside the subject region beyond which alpha is 1
+    inside_snap: float = 0.25  # projection: alphas this close to 1 within the region (clamp px in) become 1
 
     def __post_init__(self) -> None:
+        if self.mode not in ("projection", "ramp"):
+            raise ValueError(f"mode must be projection or ramp, not {self.mode!r}")
         if not 0 <= self.low < self.high:
             raise ValueError(f"need 0 <= low < high, got low={self.low}, high={self.high}")
         if self.median and self.median % 2 == 0:
@@ -234,7 +249,105 @@ def fast_guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: flo
 
 
 def alpha_from_plate(image: np.ndarray, plate: np.ndarray, settings: PlateSettings = PlateSettings()) -> np.ndarray:
-    """float32 HxW alpha in [0, 1] from an aligned plate; ``image``/``plate`` uint8 RGB of one size.
+    """float32 HxW alpha in [0, 1] from an aligned plate; ``image``/``plate`` uint8 RGB of one size."""
+    if settings.mode == "projection":
+        return alpha_by_projection(image, plate, settings)
+    return alpha_by_ramp(image, plate, settings)
+
+
+def _subject_region(dmax: np.ndarray, s: "PlateSettings") -> np.ndarray:
+    """uint8 0/1: where the frame differs from the plate by more than ``detect``, opened against
+    noise and thin misregistration edges, closed over small gaps, small specks dropped."""
+    region = (dmax > s.detect).astype(np.uint8)
+    region = cv2.morphologyEx(region, cv2.MORPH_OPEN, ellipse(2 * s.open_radius + 1))
+    region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, ellipse(7))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
+    if count <= 1:
+        return region
+    areas = stats[1:, cv2.CC_STAT_AREA]
+    keep = np.zeros(count, np.uint8)
+    keep[1:] = areas >= max(64, 0.02 * areas.max())
+    return keep[labels]
+
+
+def alpha_by_projection(image: np.ndarray, plate: np.ndarray, settings: PlateSettings = PlateSettings()) -> np.ndarray:
+    """Alpha from the compositing equation itself, I - B = alpha (F - B), solved per pixel.
+
+    1. The subject region: max-channel difference of the (slightly blurred) frame and plate
+       above ``detect``, opened (``open_radius``) against noise and the thin false edges of a
+       misregistered plate, closed over small gaps, specks dropped. Its interior (deeper than
+       ``core_depth`` px) is alpha 1 -- also where the subject's colour is close to the
+       background's, which no threshold of |I - B| gets right.
+    2. F near the edge: the frame's colour spread from that interior by normalised
+       convolution (``fill_radius``, at 1/4 resolution).
+    3. Every pixel within ``reach`` px of the region whose difference exceeds ``detect`` (no
+       median or opening here, so one-pixel strands survive) gets alpha = (I - B).(F - B) /
+       |F - B|^2, the least-squares alpha along the F - B line, where |F - B| >=
+       ``min_contrast``; elsewhere the colour-distance ramp of the previous method.
+    4. The guided filter (as in the ramp mode) over that band, then the snap to 0 / 1.
+    """
+    s = settings
+    if s.presmooth > 0:
+        img_s = cv2.GaussianBlur(image, (0, 0), s.presmooth)
+        plate_s = cv2.GaussianBlur(plate, (0, 0), s.presmooth)
+    else:
+        img_s, plate_s = image, plate
+    r, g, b = cv2.split(cv2.absdiff(img_s, plate_s))
+    dmax = cv2.max(cv2.max(r, g), b)
+    region = _subject_region(dmax, s)
+    # distances to the region's edge (one transform each way) instead of large morphology kernels
+    depth = cv2.distanceTransform(region, cv2.DIST_L2, 3)
+    core = depth > s.core_depth
+    matte = core.astype(np.float32)
+    h, w = dmax.shape
+    near = cv2.distanceTransform(1 - region, cv2.DIST_L2, 3) <= s.reach
+    candidate = near & (dmax > s.detect) & ~core
+    candidate |= (region > 0) & ~core  # the region's own rim, even where the difference is faint
+    if not candidate.any():
+        return matte
+    sw, sh = max(1, w // 4), max(1, h // 4)
+    weight = cv2.resize(core.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+    small = cv2.resize(img_s, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    k = max(3, 2 * round(s.fill_radius / 4) + 1)
+    den = cv2.blur(weight, (k, k))
+    num = cv2.blur(small * weight[:, :, None], (k, k))
+    f_small = (num / np.maximum(den, 1e-3)[:, :, None]).astype(np.float32)
+    valid_small = (den > 1e-3).astype(np.uint8)
+    ys, xs = np.nonzero(candidate)
+    f = cv2.resize(f_small, (w, h), interpolation=cv2.INTER_LINEAR)[ys, xs]
+    valid = cv2.resize(valid_small, (w, h), interpolation=cv2.INTER_NEAREST)[ys, xs] > 0
+    b = plate_s[ys, xs].astype(np.float32)
+    d = img_s[ys, xs].astype(np.float32) - b
+    e = f - b
+    norm2 = (e * e).sum(axis=1)
+    proj = (d * e).sum(axis=1) / np.maximum(norm2, 1.0)
+    dist = np.sqrt((d * d).sum(axis=1))
+    ramp = np.clip((dist - s.low) / (s.high - s.low), 0.0, 1.0)
+    reliable = valid & (norm2 >= s.min_contrast ** 2)
+    values = np.where(reliable, np.clip(proj, 0.0, 1.0), ramp)
+    inside = depth[ys, xs] > s.clamp + 1
+    values[inside & (values > 1.0 - s.inside_snap)] = 1.0  # inside the region: noise, not transparency
+    matte[ys, xs] = values
+    if s.guided_radius > 0:
+        band = cv2.dilate(candidate.astype(np.uint8), ellipse(3)) > 0
+        band &= ~core
+        y0, x0 = np.min(ys), np.min(xs)
+        y1, x1 = np.max(ys) + 1, np.max(xs) + 1
+        pad = 2 * s.guided_radius
+        y0, x0, y1, x1 = max(0, y0 - pad), max(0, x0 - pad), min(h, y1 + pad), min(w, x1 + pad)
+        sub = (slice(y0, y1), slice(x0, x1))
+        mean_a, mean_b = guided_coefficients(image[sub], matte[sub], s.guided_radius, s.guided_eps, s.guided_scale)
+        bsub = band[sub]
+        out = (mean_a[bsub] * image[sub][bsub].astype(np.float32)).sum(axis=1) * np.float32(1 / 255) + mean_b[bsub]
+        matte[sub][bsub] = out
+    if s.snap > 0:
+        matte[matte < s.snap] = 0.0
+        matte[matte > 1.0 - s.snap] = 1.0
+    return np.clip(matte, 0.0, 1.0)
+
+
+def alpha_by_ramp(image: np.ndarray, plate: np.ndarray, settings: PlateSettings = PlateSettings()) -> np.ndarray:
+    """The colour-distance ramp: the previous default (``mode="ramp"``).
 
     The guided filter is evaluated only in the band between the clamped regions (``clamp``
     px around the raw matte's edges): the rest is exactly 0 or 1, and skipping it is most of

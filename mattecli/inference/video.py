@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator, Protocol
+from typing import Callable, Iterable, Iterator, Protocol, Sequence
 
 import cv2
 import numpy as np
@@ -211,7 +211,8 @@ class LearnedFrames:
     foreground estimation (when the network gives none) as for images; the plate is aligned
     and exposure-matched per frame first, as for the plate method."""
 
-    def __init__(self, method, align: bool = False, exposure: bool = False) -> None:
+    def __init__(self, method, align: bool = False, exposure: bool = False, segmentation: Path | None = None,
+                 motion_offsets: Sequence[int] = (-40, -20, 20, 40)) -> None:
         from mattecli.inference.plate import PlateAligner
 
         if method.model.guidance != "background":
@@ -223,9 +224,47 @@ class LearnedFrames:
         self.align = align
         self.exposure = exposure
         self.aligner = PlateAligner() if align else None
+        cues = getattr(method.model, "cues", ())
+        if segmentation is not None and "segmentation" not in cues:
+            raise MatteError(f"--segmentation: {method.name} takes no segmentation cue")
+        self.masks: list[Path] | None = None
+        if segmentation is not None:
+            from mattecli.io.images import list_images
+
+            if not Path(segmentation).is_dir():
+                raise BadInput(segmentation, "--segmentation for a video must be a folder of masks, one per frame")
+            self.masks = list_images(segmentation)
+            if not self.masks:
+                raise BadInput(segmentation, "holds no mask images")
+        self.motion_offsets = tuple(int(o) for o in motion_offsets)
+        frames = getattr(method.model, "motion_frames", 0)
+        self.motion = "motion" in cues
+        if self.motion and len(self.motion_offsets) != frames:
+            raise MatteError(f"--motion-offsets: the network takes {frames} motion frames, "
+                             f"not {len(self.motion_offsets)}")
 
     def describe(self) -> str:
-        return self.method.describe()
+        extra = ""
+        if self.motion:
+            extra = f", motion cue at frame offsets {', '.join(f'{o:+d}' for o in self.motion_offsets)}"
+        return self.method.describe() + extra + (", segmentation masks" if self.masks else "")
+
+    def _cues(self, index: int, frame: np.ndarray, window: list[np.ndarray] | None) -> dict | None:
+        cues: dict = {}
+        if window is not None:
+            cues["motion"] = np.stack(window, axis=2)
+        if self.masks is not None:
+            from mattecli.families.bgm.cues import soften_mask
+            from mattecli.io.images import read_alpha
+
+            if index >= len(self.masks):
+                raise BadInput(self.masks[0].parent, f"has {len(self.masks)} masks; the video has more frames")
+            mask = read_alpha(self.masks[index])
+            if mask.shape != frame.shape[:2]:
+                raise BadInput(self.masks[index], f"mask is {mask.shape[1]}x{mask.shape[0]}, the video "
+                                                  f"{frame.shape[1]}x{frame.shape[0]}")
+            cues["segmentation"] = soften_mask(mask)
+        return cues or None
 
     def stream(self, items: Iterator[tuple]) -> Iterator[tuple[tuple, object]]:
         import warnings
@@ -236,14 +275,22 @@ class LearnedFrames:
 
         source: dict[int, tuple[tuple, object]] = {}  # id(job) -> (item, alignment), at most a batch
 
+        if self.motion:
+            from mattecli.families.bgm.cues import grey_uint8
+
+            windowed = motion_windows(items, self.motion_offsets, lambda it: grey_uint8(it[0]))
+        else:
+            windowed = ((item, None) for item in items)
+
         def jobs() -> Iterator[Job]:
-            for index, item in enumerate(items):
+            for index, (item, window) in enumerate(windowed):
                 frame, plate, _ = item
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # failed alignments are counted from the result
                     used, alignment = prepare_plate(frame, plate, self.align, self.exposure, aligner=self.aligner)
                 name = PurePosixPath(f"frame {index}")
-                job = Job(Item(Path(f"frame {index}"), name, name), frame, used, "background")
+                job = Job(Item(Path(f"frame {index}"), name, name), frame, used, "background",
+                          self._cues(index, frame, window))
                 source[id(job)] = (item, alignment)
                 yield job
 
@@ -256,6 +303,49 @@ class LearnedFrames:
                 fg = self.method.foreground(job.image, alpha)
             fg8 = np.clip(fg * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
             yield item, PlateResult(alpha.astype(np.float32), fg8, job.guidance, alignment)
+
+
+def motion_windows(items: Iterable[tuple], offsets: Sequence[int],
+                   grey: Callable[[tuple], np.ndarray]) -> Iterator[tuple[tuple, list[np.ndarray]]]:
+    """(item, [grey frame at i + offset for each offset]) for a stream, through a bounded buffer.
+
+    Background Matting's motion cue needs frames up to ``max(offsets)`` ahead and
+    ``-min(offsets)`` behind; this holds exactly those (the greys behind, the items ahead),
+    never the whole clip. At the clip's ends the neighbour index is mirrored
+    (:func:`mattecli.families.bgm.cues.window_index`): the official script wraps around the
+    clip instead, which needs its end before its start.
+    """
+    from collections import deque
+
+    from mattecli.families.bgm.cues import window_index
+
+    ahead = max(0, max(offsets))
+    behind = max(0, -min(offsets))  # greys are kept max(ahead, behind) back: mirroring at the end reads back
+    greys: dict[int, np.ndarray] = {}
+    pending: deque[tuple[int, tuple]] = deque()
+    source = iter(items)
+    count: int | None = None  # known once the stream ends
+    read = 0
+    current = 0
+    while True:
+        while count is None and read <= max(current + ahead, behind):
+            try:
+                item = next(source)
+            except StopIteration:
+                count = read
+                break
+            greys[read] = grey(item)
+            pending.append((read, item))
+            read += 1
+        if not pending:
+            return
+        index, item = pending.popleft()
+        total = count if count is not None else index + ahead + behind + 2  # no mirroring before the end
+        window = [greys[window_index(index, o, total)] for o in offsets]
+        yield item, window
+        current = index + 1
+        for old in [k for k in greys if k < current - max(behind, ahead)]:
+            del greys[old]
 
 
 def check_plate(job: VideoJob, info: VideoInfo, align: bool) -> None:
