@@ -65,9 +65,9 @@ def register(app: typer.Typer) -> None:
         apply_max_pixels(max_pixels)
         options = MatteOptions(
             input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), trimap=trimap, clicks=clicks,
-            background=background, click_radius=DEFAULT_RADIUS if click_radius is None else click_radius, bg_color=parse_color(bg_color), bg_image=bg_image,
-            alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard,
-            segmentation=segmentation, align=align)
+            background=background, click_radius=DEFAULT_RADIUS if click_radius is None else click_radius,
+            bg_color=parse_color(bg_color), bg_image=bg_image, alpha_bits=16 if alpha_16bit else 8,
+            overwrite=overwrite, shard=parse_shard(shard), segmentation=segmentation, align=align)
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
         runner = build_method(weights, method, device, batch_size, precision, click_radius,
