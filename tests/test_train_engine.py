@@ -150,7 +150,6 @@ def test_stage_all_chains_stages_and_publishes_the_final_best(tmp_path):
 
 
 def test_best_checkpoint_follows_validation_sad(tmp_path):
-    pytest.importorskip("mattecli.metrics")
     result = train("tiny", {**BASE, "iters": 20, "val_every": 5, "val_samples": 2}, ".", tmp_path / "run",
                    stage="base", val_dir=".", device="cpu", show_progress=False)
     vals = [r for r in read_log(tmp_path / "run" / "base" / "log.jsonl") if r["kind"] == "val"]

@@ -128,17 +128,22 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights",
                                                help="A trained checkpoint: first matte --data's merged images "
                                                     "with their trimaps into PRED_DIR, then score them."),
-        device: str = typer.Option("auto", "--device", help="With --weights: auto, cpu, cuda or cuda:N."),
-        batch_size: int = typer.Option(1, "--batch-size", min=1, help="With --weights: images per batch."),
+        device: Optional[str] = typer.Option(None, "--device",
+                                             help="Only with --weights: auto, cpu, cuda or cuda:N [default: auto]."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                                 help="Only with --weights: images per batch [default: 1]."),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient and Connectivity over the unknown region."""
+        from mattecli.cli.options import refuse_unless
         from mattecli.errors import MatteError
 
+        refuse_unless(weights is not None, "--weights (scoring runs on the CPU; use --workers for processes)",
+                      device=device, batch_size=batch_size)
         if pred_dir is None:
             if weights is None or data is None:
                 raise MatteError("give PRED_DIR (or --weights CKPT --data DATASET to predict first)")
             pred_dir = weights.parent / "predictions" / data.resolve().name
         if weights is not None:
-            _predict(weights, data, pred_dir, device, batch_size)
+            _predict(weights, data, pred_dir, device or "auto", batch_size or 1)
         run_eval(_pairing(pred_dir, gt, trimap, data), metrics, convention, workers, skip_missing,
                  json_path, csv_path, worst)

@@ -22,11 +22,16 @@ def register(app: typer.Typer) -> None:
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),
         click_radius: float = typer.Option(5.0, "--click-radius", min=0.0, help="Radius of a click's disk in pixels."),
-        method: str = typer.Option("classical", "--method", "-m", help="classical (no weights needed)."),
+        method: Optional[str] = typer.Option(None, "--method", "-m",
+                                             help="The method that runs without --weights: classical (closed-form "
+                                                  "matting, Levin et al.; the default and the only one). Not with "
+                                                  "--weights, whose checkpoint names its network."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="A trained checkpoint (its family is read from it)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         precision: str = typer.Option("fp32", "--precision", help="Trained networks: fp32, fp16 (CUDA) or bf16."),
-        batch_size: int = typer.Option(4, "--batch-size", min=1, help="Trained networks: images of equal size per batch."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                                 help="Trained networks (--weights): images of equal size per batch "
+                                                      "[default: 4]."),
         bg_color: str = typer.Option("white", "--bg-color", help="comp background: #rrggbb, r,g,b or a name."),
         bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="comp background image (scaled up if smaller, "
                                                                          "cropped from the top left)."),
@@ -37,7 +42,8 @@ def register(app: typer.Typer) -> None:
         """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
         from rich.table import Table
 
-        from mattecli.cli.options import parse_color, parse_kinds
+        from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
+        from mattecli.errors import MatteError
         from mattecli.shards import parse_shard
         from mattecli.console import console, progress
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
@@ -50,7 +56,12 @@ def register(app: typer.Typer) -> None:
             alpha_bits=16 if alpha_16bit else 8, overwrite=overwrite, shard=parse_shard(shard))
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
-        runner = build_method(weights, method, device, batch_size, precision, click_radius)
+        if weights is not None and method is not None:
+            raise MatteError(f"--method {method} names the method that runs without --weights; with --weights the "
+                             "checkpoint's network runs: drop one of them")
+        refuse_unless(weights is not None, "--weights (the classical method mattes one image at a time)",
+                      batch_size=batch_size)
+        runner = build_method(weights, method or "classical", device, batch_size or 4, precision, click_radius)
         plan = plan_matte(options, runner)  # every setup error before any output
         console.print(runner.describe())
         with progress("img") as bar:

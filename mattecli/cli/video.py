@@ -39,19 +39,24 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights",
                                                help="A trained background-guided checkpoint instead of the "
                                                     "weights-free method (--low/--high then do not apply)."),
-        device: str = typer.Option("auto", "--device", help="--weights: auto, cpu, cuda or cuda:N."),
-        precision: str = typer.Option("fp32", "--precision", help="--weights: fp32, fp16 (CUDA) or bf16."),
-        batch_size: int = typer.Option(4, "--batch-size", min=1, help="--weights: frames per batch."),
+        device: Optional[str] = typer.Option(None, "--device",
+                                             help="Only with --weights: auto, cpu, cuda or cuda:N [default: auto]."),
+        precision: Optional[str] = typer.Option(None, "--precision",
+                                                help="Only with --weights: fp32, fp16 (CUDA) or bf16 [default: fp32]."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                                 help="Only with --weights: frames per batch [default: 4]."),
     ) -> None:
         """Matte a video against a clean background plate, without trained weights (or with --weights).
 
         Keeps the exact frame rate and copies the audio into every output that can hold it.
         """
-        from mattecli.cli.options import parse_color, parse_kinds
+        from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
         from mattecli.errors import BadInput, MatteError
         from mattecli.inference.video import ALPHA_FORMATS, OUTPUT_KINDS, RGBA_FORMATS
 
         kinds = parse_kinds(output, OUTPUT_KINDS)
+        refuse_unless(weights is not None, "--weights (the weights-free plate method runs on the CPU in float32)",
+                      device=device, precision=precision, batch_size=batch_size)
         if rgba_format not in RGBA_FORMATS:
             raise MatteError(f"--rgba-format '{rgba_format}': choose one of {', '.join(RGBA_FORMATS)}")
         if alpha_format not in ALPHA_FORMATS:
@@ -69,7 +74,8 @@ def register(app: typer.Typer) -> None:
             from mattecli.inference.methods import build_method
             from mattecli.inference.video import LearnedFrames
 
-            learned = LearnedFrames(build_method(weights, "classical", device, batch_size, precision),
+            learned = LearnedFrames(build_method(weights, "classical", device or "auto", batch_size or 4,
+                                                 precision or "fp32"),
                                     align=align, exposure=match_exposure)
         _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
              align, match_exposure, low, high, overwrite, sheet, learned)
