@@ -30,7 +30,7 @@ from mattecli.data.trimap import BACKGROUND, FOREGROUND, TrimapSpec
 from mattecli.errors import MatteError
 from mattecli.families.dim.losses import dim_loss
 from mattecli.losses.matting import alpha_prediction_loss, unknown_weight
-from mattecli.families.dim.model import CONV6_VARIANTS, DECODER_INITS, DeepImageMatting
+from mattecli.families.dim.model import CONV6_VARIANTS, DeepImageMatting
 from mattecli.backbones.vgg import load_imagenet_vgg16, read_state_dict
 from mattecli.train.checkpoints import unwrap
 
@@ -74,8 +74,6 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     conv6 = recipe.get("conv6", "1x1")
     if conv6 not in CONV6_VARIANTS:
         raise _bad("conv6", conv6, f"one of {', '.join(CONV6_VARIANTS)}")
-    if recipe.get("decoder_init", "xavier") not in DECODER_INITS:
-        raise _bad("decoder_init", recipe.get("decoder_init"), f"one of {', '.join(DECODER_INITS)}")
     for key in ("batch_norm", "flip", "check_files"):
         if key in recipe and not isinstance(recipe[key], bool):
             raise _bad(key, recipe[key], "true or false")
@@ -114,10 +112,7 @@ class DIMFamily:
         refine = recipe.get("refine")
         if refine is None:
             refine = recipe.get("stage", "encoder") in ("refine", "joint")
-        config = {"conv6": conv6, "batch_norm": bool(recipe.get("batch_norm", False)), "refine": bool(refine)}
-        if recipe.get("decoder_init", "xavier") != "xavier":
-            config["decoder_init"] = str(recipe["decoder_init"])
-        return config
+        return {"conv6": conv6, "batch_norm": bool(recipe.get("batch_norm", False)), "refine": bool(refine)}
 
     def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:
         """Load ImageNet VGG16 weights (``backbone_weights``) into a fresh encoder. The engine

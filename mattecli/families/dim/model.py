@@ -31,8 +31,6 @@ from mattecli.families.registry import register_family
 from mattecli.backbones.vgg import CONV_INDICES, POOL_INDICES, VGG16_LAYOUT, vgg16_features
 
 CONV6_VARIANTS = ("1x1", "3x3", "fc6")
-#: decoder initialisations: "xavier" (paper, mmagic), "he" (from-scratch training, see _unpool_he)
-DECODER_INITS = ("xavier", "he")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 STRIDE = 32  # five 2x2 pools
@@ -56,28 +54,6 @@ def _he(module: nn.Module) -> None:
         if isinstance(m, nn.Conv2d):
             nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
             nn.init.zeros_(m.bias)
-
-
-def _unpool_he(decoder: nn.Module) -> None:
-    """He normal (fan-in) for the decoder's ReLU convs, with the weights after each unpooling
-    doubled: max-unpooling leaves 3 of every 4 inputs zero, so a plain He init would still cut
-    the activations' scale by 2 at each of the five unpoolings (32x in all) and the
-    alpha-prediction layer would start on ~1e-3 inputs. The alpha-prediction conv stays Xavier.
-
-    A deviation for training from scratch (``decoder_init = "he"``); the paper and mmagic use
-    Xavier, which works with ImageNet-initialised encoder activations (order 1 to 10).
-    """
-    for name, m in decoder.named_children():
-        if not isinstance(m, nn.Conv2d):
-            continue
-        if name == "alpha_prediction":
-            nn.init.xavier_normal_(m.weight)
-        else:
-            nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            if name != "deconv6_1":
-                with torch.no_grad():
-                    m.weight.mul_(2.0)
-        nn.init.zeros_(m.bias)
 
 
 def _conv6(variant: str) -> nn.Conv2d:
@@ -132,7 +108,7 @@ class Decoder(nn.Module):
     WIDTHS = (("deconv5_1", 512, 512), ("deconv4_1", 512, 256), ("deconv3_1", 256, 128),
               ("deconv2_1", 128, 64), ("deconv1_1", 64, 64))
 
-    def __init__(self, in_channels: int = 512, batch_norm: bool = False, init: str = "xavier") -> None:
+    def __init__(self, in_channels: int = 512, batch_norm: bool = False) -> None:
         super().__init__()
         self.deconv6_1 = nn.Conv2d(in_channels, 512, kernel_size=1)
         for name, cin, cout in self.WIDTHS:
@@ -141,10 +117,7 @@ class Decoder(nn.Module):
         self.norms = (nn.ModuleDict({"deconv6_1": nn.BatchNorm2d(512),
                                      **{name: nn.BatchNorm2d(cout) for name, _, cout in self.WIDTHS}})
                       if batch_norm else None)
-        if init == "xavier":
-            _xavier(self)
-        else:
-            _unpool_he(self)
+        _xavier(self)
 
     def _conv_relu(self, name: str, x: torch.Tensor) -> torch.Tensor:
         x = getattr(self, name)(x)
@@ -199,17 +172,12 @@ class DeepImageMatting(nn.Module):
     family = "dim"
     guidance = "trimap"
 
-    def __init__(self, conv6: str = "1x1", batch_norm: bool = False, refine: bool = False,
-                 decoder_init: str = "xavier") -> None:
+    def __init__(self, conv6: str = "1x1", batch_norm: bool = False, refine: bool = False) -> None:
         super().__init__()
-        if decoder_init not in DECODER_INITS:
-            raise ValueError(f"decoder_init must be one of {', '.join(DECODER_INITS)}, not {decoder_init!r}")
         self.config: dict[str, Any] = {"conv6": conv6, "batch_norm": bool(batch_norm), "refine": bool(refine)}
-        if decoder_init != "xavier":  # only when it differs, so older checkpoints' configs stay as they were
-            self.config["decoder_init"] = decoder_init
         self.refine = bool(refine)
         self.encoder = Encoder(conv6, batch_norm)
-        self.decoder = Decoder(self.encoder.out_channels, batch_norm, decoder_init)
+        self.decoder = Decoder(self.encoder.out_channels, batch_norm)
         self.refiner = RefinementNetwork()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
@@ -247,6 +215,5 @@ class DeepImageMatting(nn.Module):
 
 
 @register_family("dim")
-def build_dim(conv6: str = "1x1", batch_norm: bool = False, refine: bool = False,
-              decoder_init: str = "xavier") -> DeepImageMatting:
-    return DeepImageMatting(conv6=conv6, batch_norm=batch_norm, refine=refine, decoder_init=decoder_init)
+def build_dim(conv6: str = "1x1", batch_norm: bool = False, refine: bool = False) -> DeepImageMatting:
+    return DeepImageMatting(conv6=conv6, batch_norm=batch_norm, refine=refine)
