@@ -74,12 +74,15 @@ def main() -> None:
     ap.add_argument("--set", dest="assignments", action="append", default=[], help="recipe override key=value")
     ap.add_argument("--no-closed-form", action="store_true", help="skip the closed-form row (slow on big sets)")
     ap.add_argument("--keep-data", action="store_true", help="reuse the composed splits in OUT/data")
+    ap.add_argument("--score-only", action="store_true",
+                    help="do not train: select among the stage best.pt files already in OUT/run (on val) and score "
+                         "on test (for a run stopped early; the report says so)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
 
     out = args.out
-    if not args.keep_data:
+    if not args.keep_data and not args.score_only:
         shutil.rmtree(out / "data", ignore_errors=True)
     t0 = time.perf_counter()
     splits = make_splits(out / "data", size=(320, 320))
@@ -104,20 +107,28 @@ def main() -> None:
     results["untrained network"] = score(network_predictor(untrained, device), test_items)
 
     run = out / "run"
-    shutil.rmtree(run, ignore_errors=True)
-    cpu0, wall0 = cpu_seconds(), time.perf_counter()
-    result = train("dim", recipe, splits["train"], run, stage=args.stage, val_dir=splits["val"], device=args.device,
-                   show_progress=sys.stderr.isatty())
-    train_cpu, train_wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
-    summaries = {s.stage: json.loads((run / s.stage / "summary.json").read_text()) for s in result.stages}
-    validation_wall = sum(v["validation_seconds"] for v in summaries.values())
+    if args.score_only:
+        train_cpu = train_wall = validation_wall = float("nan")
+        stages = [s for s in family.stages if (run / s / "best.pt").is_file()]
+        steps = {s: max((r["step"] for r in map(json.loads, (run / s / "log.jsonl").read_text().splitlines())),
+                        default=0) for s in stages}
+        summaries = {}
+    else:
+        shutil.rmtree(run, ignore_errors=True)
+        cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        result = train("dim", recipe, splits["train"], run, stage=args.stage, val_dir=splits["val"],
+                       device=args.device, show_progress=sys.stderr.isatty())
+        train_cpu, train_wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
+        summaries = {s.stage: json.loads((run / s.stage / "summary.json").read_text()) for s in result.stages}
+        validation_wall = sum(v["validation_seconds"] for v in summaries.values())
+        stages = [s.stage for s in result.stages if s.best_path is not None]
+        steps = {s.stage: s.steps for s in result.stages}
 
     # model selection on the validation split only
     candidates = {}
-    for s in result.stages:
-        if s.best_path is not None:
-            model, ckpt = load_model(s.best_path, device)
-            candidates[s.stage] = (score(network_predictor(model, device), val_items), ckpt, model)
+    for stage in stages:
+        model, ckpt = load_model(run / stage / "best.pt", device)
+        candidates[stage] = (score(network_predictor(model, device), val_items), ckpt, model)
     chosen = min(candidates, key=lambda k: candidates[k][0]["sad"])
     val_scores, ckpt, model = candidates[chosen]
     name = f"trained dim ({args.recipe}; chosen on val: {chosen} stage, step {ckpt['step']})"
@@ -135,7 +146,7 @@ def main() -> None:
         "device": device_name, "recipe": args.recipe, "stage": args.stage, "overrides": args.assignments,
         "train_composites": len(read_manifest(splits["train"])),
         "val_images": len(val_items), "test_images": len(test_items),
-        "steps": {s.stage: s.steps for s in result.stages},
+        "steps_trained": steps, "score_only": args.score_only,
         "samples_per_s": {k: v["samples_per_s"] for k, v in summaries.items()},
         "train_cpu_seconds": train_cpu, "train_wall_seconds": train_wall,
         "validation_wall_seconds": validation_wall,
@@ -143,9 +154,10 @@ def main() -> None:
         "chosen": chosen, "sad_gain_over_trivial": gain, "results": results,
     }
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\ndevice: {device_name}; steps {report['steps']}; training {train_wall:.0f} s wall "
+    print(f"\ndevice: {device_name}; steps {steps}{' (score-only: a run stopped early)' if args.score_only else ''}; training {train_wall:.0f} s wall "
           f"(validation {validation_wall:.0f} s of it), {train_cpu:.0f} s CPU (process + loader workers)")
-    print(f"throughput (samples/s): {', '.join(f'{k} {v:.2f}' for k, v in report['samples_per_s'].items() if v)}")
+    if summaries:
+        print(f"throughput (samples/s): {', '.join(f'{k} {v:.2f}' for k, v in report['samples_per_s'].items() if v)}")
     print(f"val SAD of each stage's best.pt: {report['val_sad_of_each_stage_best']}; chosen: {chosen}")
     print(f"test: {len(test_items)} unseen composites (320 px sources); SAD gain over trivial: {100 * gain:.1f}%\n")
     print(markdown_table(results))

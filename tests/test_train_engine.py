@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import train_tiny_family as tiny
+from forward_dtypes import conv_output_dtypes
 from mattecli.errors import MatteError
 from mattecli.io.checkpoint import load_checkpoint
 from mattecli.families.registry import load_model
@@ -209,9 +210,12 @@ def test_lr_schedule_and_bad_recipe_values(tmp_path):
     assert not (tmp_path / "bad4").exists()
 
 
-def test_bf16_autocast_on_cpu_trains(tmp_path):
-    result = run(tmp_path / "bf16", recipe={"amp": "bf16", "iters": 3})
-    state = weights(result.stages[0].last_path)
+@pytest.mark.parametrize("amp, dtype", [("bf16", torch.bfloat16), ("none", torch.float32)])
+def test_bf16_autocast_on_cpu_runs_the_forward_pass_in_bf16(tmp_path, amp, dtype):
+    out = {}
+    seen = conv_output_dtypes(lambda: out.setdefault("r", run(tmp_path / amp, recipe={"amp": amp, "iters": 3})))
+    assert len(seen) >= 3 and set(seen) == {dtype}  # inside the forward pass, not only in the file
+    state = weights(out["r"].stages[0].last_path)
     assert all(v.dtype == torch.float32 for v in state.values())  # master weights stay fp32
 
 
