@@ -108,7 +108,7 @@ def main() -> None:
 
     run = out / "run"
     if args.score_only:
-        train_cpu = train_wall = validation_wall = float("nan")
+        train_cpu = train_wall = validation_wall = None
         stages = [s for s in family.stages if (run / s / "best.pt").is_file()]
         steps = {s: max((r["step"] for r in map(json.loads, (run / s / "log.jsonl").read_text().splitlines())),
                         default=0) for s in stages}
@@ -153,9 +153,12 @@ def main() -> None:
         "val_sad_of_each_stage_best": {k: v[0]["sad"] for k, v in candidates.items()},
         "chosen": chosen, "sad_gain_over_trivial": gain, "results": results,
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\ndevice: {device_name}; steps {steps}{' (score-only: a run stopped early)' if args.score_only else ''}; training {train_wall:.0f} s wall "
-          f"(validation {validation_wall:.0f} s of it), {train_cpu:.0f} s CPU (process + loader workers)")
+    (out / ("report-score-only.json" if args.score_only else "report.json")).write_text(json.dumps(report, indent=2) + "\n")
+    if args.score_only:
+        print(f"\ndevice: {device_name}; score-only: the stages already in {run} (steps {steps}); no training timed")
+    else:
+        print(f"\ndevice: {device_name}; steps {steps}; training {train_wall:.0f} s wall (validation "
+              f"{validation_wall:.0f} s of it), {train_cpu:.0f} s CPU (process + loader workers)")
     if summaries:
         print(f"throughput (samples/s): {', '.join(f'{k} {v:.2f}' for k, v in report['samples_per_s'].items() if v)}")
     print(f"val SAD of each stage's best.pt: {report['val_sad_of_each_stage_best']}; chosen: {chosen}")
