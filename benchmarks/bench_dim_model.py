@@ -1,12 +1,14 @@
 """DIM network cost per conv6 variant, and how fast it learns from scratch with/without BN.
 
-Run by hand (not a test):  python benchmarks/bench_dim_model.py [--size 320] [--device cpu]
+Run by hand (not a test):  python benchmarks/bench_dim_model.py [--size 320] [--device cpu] [--repeats 5]
 Prints parameters, seconds per encoder-stage training step (batch 1, size x size, Adam) and
-per predict call, then the loss after N Adam steps on one small fixed sample from scratch.
+per predict call (each after --warmup untimed calls, then --repeats timed ones: median and
+spread min-max), then the loss after N Adam steps on one small fixed sample from scratch.
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -32,7 +34,24 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def cost(size: int, device: str, steps: int) -> None:
+def _timed(fn, device: str, warmup: int, repeats: int) -> list[float]:
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        _sync(device)
+        t = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - t)
+    return times
+
+
+def _spread(times: list[float]) -> str:
+    return f"median {statistics.median(times):.3f} s (min {min(times):.3f}, max {max(times):.3f}, n={len(times)})"
+
+
+def cost(size: int, device: str, warmup: int, repeats: int) -> None:
     batch = _batch(size, device)
     for conv6 in ("1x1", "3x3", "fc6"):
         torch.manual_seed(0)
@@ -40,25 +59,20 @@ def cost(size: int, device: str, steps: int) -> None:
         params = list(FAMILY.trainable_parameters(net, "encoder"))
         opt = torch.optim.Adam(params, lr=1e-5)
         net.train()
-        times = []
-        for _ in range(steps + 1):  # the first step warms up
-            _sync(device)
-            t = time.perf_counter()
+
+        def step() -> None:
             loss = FAMILY.losses(net, batch, "encoder")["loss"]
             opt.zero_grad()
             loss.backward()
             opt.step()
-            _sync(device)
-            times.append(time.perf_counter() - t)
+
+        train_times = _timed(step, device, warmup, repeats)
         net.eval()
-        _sync(device)
-        t = time.perf_counter()
-        net.predict(batch["image"], torch.full_like(batch["alpha"], 0.5))
-        _sync(device)
+        guidance = torch.full_like(batch["alpha"], 0.5)
+        predict_times = _timed(lambda: net.predict(batch["image"], guidance), device, warmup, repeats)
         n = sum(p.numel() for p in net.parameters()) / 1e6
-        print(f"conv6={conv6}: {n:.1f} M parameters; train step {size}x{size} batch 1: "
-              f"{min(times[1:]):.3f} s (median {sorted(times[1:])[len(times[1:]) // 2]:.3f} s); "
-              f"predict {time.perf_counter() - t:.3f} s", flush=True)
+        print(f"conv6={conv6}: {n:.1f} M parameters; train step {size}x{size} batch 1: {_spread(train_times)}; "
+              f"predict: {_spread(predict_times)}", flush=True)
 
 
 def from_scratch(device: str, steps: int = 10, size: int = 64) -> None:
@@ -81,13 +95,14 @@ def from_scratch(device: str, steps: int = 10, size: int = 64) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=320)
-    parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed calls before timing")
+    parser.add_argument("--repeats", type=int, default=5, help="timed calls (median and min-max reported)")
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else \
         f"CPU, {torch.get_num_threads()} threads"
     print(f"device: {name}; torch {torch.__version__}")
-    cost(args.size, args.device, args.steps)
+    cost(args.size, args.device, args.warmup, args.repeats)
     from_scratch(args.device)
 
 

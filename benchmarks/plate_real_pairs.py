@@ -1,6 +1,6 @@
 """Contact sheets of the plate method on the real Background Matting pairs (for docs/video.md).
 
-    python benchmarks/plate_real_pairs.py [--out docs/img]
+    python benchmarks/plate_real_pairs.py [--out docs/img] [--data ../shared/data/real]
 
 Rows: each frame with the plate as used (aligned with --align for the hand-held set), the
 trimap that `trimap_from_plate` hands to closed-form refinement, the alpha, the foreground
@@ -20,7 +20,8 @@ from mattecli.inference.video import compose_outputs, fit_cover
 from mattecli.io.images import read_rgb
 from mattecli.report import alpha_display, checkerboard_composite, write_contact_sheet
 
-DATA = Path("/work/shared/data/real")
+#: the shared data beside the checkout (``../shared/data/real``); --data overrides it
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 COLUMNS = ["frame", "plate as used", "trimap (for closed form)", "alpha", "F over checkerboard", "composite"]
 
 
@@ -46,8 +47,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=Path("docs/img"))
     parser.add_argument("--cell", type=int, default=180)
+    parser.add_argument("--data", type=Path, default=DATA, help="the shared real data folder (default: %(default)s)")
     args = parser.parse_args()
-    v1 = DATA / "bgmatting_v1_handheld"
+    if not args.data.is_dir():
+        raise SystemExit(f"{args.data}: no such folder (pass --data)")
+    v1 = args.data / "bgmatting_v1_handheld"
     plate = read_rgb(v1 / "plate_background.png")
     target = read_rgb(v1 / "target_bg_0001.jpg")
     rows, labels = [], []
@@ -69,7 +73,7 @@ def main() -> None:
                         [[frame[crop], alpha_display(result.alpha[crop]),
                           checkerboard_composite(result.fg[crop], result.alpha[crop], square=8), comp["comp"][crop]]],
                         ["frame 1000 (1:1 crop)", "alpha", "F over checkerboard", "composite"], cell_width=320)
-    v2 = DATA / "bgmatting_v2_pair"
+    v2 = args.data / "bgmatting_v2_pair"
     r, lab = row(read_rgb(v2 / "image.png"), read_rgb(v2 / "plate_background.png"), False, False,
                  read_rgb(v1 / "target_bg_0002.jpg"), "fixed camera (BGMv2 pair)")
     write_contact_sheet(args.out / "video_plate_fixed.png", [r], [lab], cell_width=args.cell)

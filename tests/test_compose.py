@@ -15,7 +15,8 @@ import pytest
 
 from compose_helpers import imwrite, make_inputs, mmagic_reference, opencv_float32_reference, tree_digest
 from mattecli.compose import ComposeOptions, compose_dataset
-from mattecli.data.manifest import read_manifest
+from mattecli.data.manifest import read_manifest, resolve
+from mattecli.io.images import read_alpha, read_rgb
 
 
 def _options(tmp: Path, out: str, **kw) -> ComposeOptions:
@@ -188,7 +189,16 @@ def test_grey_rgba_16bit_inputs_are_converted_with_a_note(tmp_path):
 def test_samples_source_needs_no_other_input(tmp_path):
     s = compose_dataset(ComposeOptions(out=tmp_path / "ds", samples=True, workers=1, show_progress=False))
     assert s.complete and s.planned == 6 * 4
-    assert len(list((tmp_path / "ds" / "merged").glob("*.png"))) == 24
+    merged = sorted((tmp_path / "ds" / "merged").glob("*.png"))
+    records = read_manifest(tmp_path / "ds")
+    assert len(merged) == len(records) == 24
+    assert sorted(resolve(tmp_path / "ds", r.merged_path) for r in records) == merged
+    assert len({(r.fg_path, r.bg_path) for r in records}) == 24 and len({r.fg_path for r in records}) == 6
+    for r in records[::5]:  # each merged file is its own fg over its own bg through its alpha
+        fg, bg = (read_rgb(resolve(tmp_path / "ds", p)).astype(np.float64) for p in (r.fg_path, r.bg_path))
+        alpha = read_alpha(resolve(tmp_path / "ds", r.alpha_path)).astype(np.float64)[:, :, None] / 255
+        got = read_rgb(resolve(tmp_path / "ds", r.merged_path)).astype(np.float64)
+        assert np.abs(got - (alpha * fg + (1 - alpha) * bg)).max() <= 1.0, r.name
 
 
 def test_broken_background_fails_only_its_composite(tmp_path):

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import train_tiny_family as tiny
+from forward_dtypes import conv_output_dtypes
 from mattecli.errors import MatteError
 from mattecli.io.checkpoint import load_checkpoint
 from mattecli.families.registry import load_model
@@ -150,7 +151,6 @@ def test_stage_all_chains_stages_and_publishes_the_final_best(tmp_path):
 
 
 def test_best_checkpoint_follows_validation_sad(tmp_path):
-    pytest.importorskip("mattecli.metrics")
     result = train("tiny", {**BASE, "iters": 20, "val_every": 5, "val_samples": 2}, ".", tmp_path / "run",
                    stage="base", val_dir=".", device="cpu", show_progress=False)
     vals = [r for r in read_log(tmp_path / "run" / "base" / "log.jsonl") if r["kind"] == "val"]
@@ -210,9 +210,12 @@ def test_lr_schedule_and_bad_recipe_values(tmp_path):
     assert not (tmp_path / "bad4").exists()
 
 
-def test_bf16_autocast_on_cpu_trains(tmp_path):
-    result = run(tmp_path / "bf16", recipe={"amp": "bf16", "iters": 3})
-    state = weights(result.stages[0].last_path)
+@pytest.mark.parametrize("amp, dtype", [("bf16", torch.bfloat16), ("none", torch.float32)])
+def test_bf16_autocast_on_cpu_runs_the_forward_pass_in_bf16(tmp_path, amp, dtype):
+    out = {}
+    seen = conv_output_dtypes(lambda: out.setdefault("r", run(tmp_path / amp, recipe={"amp": amp, "iters": 3})))
+    assert len(seen) >= 3 and set(seen) == {dtype}  # inside the forward pass, not only in the file
+    state = weights(out["r"].stages[0].last_path)
     assert all(v.dtype == torch.float32 for v in state.values())  # master weights stay fp32
 
 

@@ -63,6 +63,26 @@ def test_every_output_kind_with_rate_audio_and_matte(clip, tmp_path):
     comp = np.stack(list(read_frames(out / "walk_comp.mp4"))).astype(np.float32)
     want = expected[..., None] * FG + (1 - expected[..., None]) * np.array([0, 0, 255], np.float32)
     assert np.abs(comp - want).mean() < 4  # H.264 4:2:0 at crf 16 plus the matte's edge error
+    # The contact sheet: rows of evenly spaced frames from the first on (spaced by the container's
+    # frame-count estimate, so a fourth row can fall past the end); each row's alpha cell holds its
+    # frame's matte (nearest-upscaled into the 320 px cell).
+    from mattecli.report.sheet import cell_origin
+
+    sheet = read_raw(out / "walk_sheet.png")
+    scale = 320 / W
+    cell = (320, round(320 * H / W))
+    shown = []
+    rows = (sheet.shape[0] - 4) // (24 + cell[1] + 4)
+    assert rows in (3, 4) and sheet.shape[1] == 3 * (320 + 4) + 4
+    for row in range(rows):
+        y, x = cell_origin(row, 1, cell, 24, 4)
+        grey = sheet[y:y + cell[1], x:x + cell[0], 0].astype(np.float32) / 255
+        centre_x = (grey.sum(axis=0) * np.arange(cell[0])).sum() / grey.sum()
+        index = int(np.argmin([abs(centre_x - (30 + 3 * i + 0.5) * scale) for i in range(N)]))
+        assert abs(centre_x - (30 + 3 * index + 0.5) * scale) < 4, (row, centre_x)  # the disc where frame index has it
+        assert abs(grey.mean() - mattes[index].mean()) < 0.02, row
+        shown.append(index)
+    assert shown[0] == 0 and shown[-1] >= N - 5 and all(b - a >= 3 for a, b in zip(shown, shown[1:])), shown
 
 
 def test_webm_and_png_sequence_keep_alpha(clip, tmp_path):

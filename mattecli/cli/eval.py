@@ -249,8 +249,10 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights",
                                                help="A trained checkpoint: first matte --data's merged images "
                                                     "with their trimaps into PRED_DIR, then score them."),
-        device: str = typer.Option("auto", "--device", help="With --weights: auto, cpu, cuda or cuda:N."),
-        batch_size: int = typer.Option(1, "--batch-size", min=1, help="With --weights: images per batch."),
+        device: Optional[str] = typer.Option(None, "--device",
+                                             help="Only with --weights: auto, cpu, cuda or cuda:N [default: auto]."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                                 help="Only with --weights: images per batch [default: 1]."),
         max_pixels: Optional[int] = max_pixels_option(),
         simulate_clicks: int = typer.Option(0, "--simulate-clicks", min=0,
                                             help="Clicks against error: a simulated user clicks N times (deepest "
@@ -271,11 +273,13 @@ def register(app: typer.Typer) -> None:
                                                       "square its trimap network sees."),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient, Connectivity (and MAD) over the unknown region or the whole image."""
+        from mattecli.cli.options import refuse_unless
         from mattecli.errors import MatteError
 
         apply_max_pixels(max_pixels)
         if simulate_clicks:
-            _simulate_clicks(simulate_clicks, pred_dir, gt, trimap, data, weights, device, batch_size, refine_patches,
+            _simulate_clicks(simulate_clicks, pred_dir, gt, trimap, data, weights, device or "auto", batch_size or 1,
+                             refine_patches,
                              metrics, convention, workers, skip_missing, json_path, csv_path, plot, sheet, target_sad,
                              worst)
             return
@@ -283,6 +287,8 @@ def register(app: typer.Typer) -> None:
             if value is not None:
                 raise MatteError(f"{flag} applies to --simulate-clicks only")
 
+        refuse_unless(weights is not None, "--weights (scoring runs on the CPU; use --workers for processes)",
+                      device=device, batch_size=batch_size)
         if infer_size is not None and weights is None:
             raise MatteError("--infer-size applies with --weights")
         if pred_dir is None:
@@ -292,6 +298,6 @@ def register(app: typer.Typer) -> None:
         if region not in ("unknown", "all"):
             raise MatteError(f"--region: {region!r} is not one of unknown, all")
         if weights is not None:
-            _predict(weights, data, pred_dir, device, batch_size, infer_size)
+            _predict(weights, data, pred_dir, device or "auto", batch_size or 1, infer_size)
         run_eval(_pairing(pred_dir, gt, trimap, data, region), metrics, convention, workers, skip_missing,
                  json_path, csv_path, worst, region)

@@ -35,11 +35,16 @@ def register(app: typer.Typer) -> None:
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
                                                      help="Click networks: refine the K most uncertain 64x64 patches "
                                                           "(0 = off) [default: the checkpoint's]."),
-        method: str = typer.Option("classical", "--method", "-m", help="classical (no weights needed)."),
+        method: Optional[str] = typer.Option(None, "--method", "-m",
+                                             help="The method that runs without --weights: classical (closed-form "
+                                                  "matting, Levin et al.; the default and the only one). Not with "
+                                                  "--weights, whose checkpoint names its network."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="A trained checkpoint (its family is read from it)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         precision: str = typer.Option("fp32", "--precision", help="Trained networks: fp32, fp16 (CUDA) or bf16."),
-        batch_size: int = typer.Option(4, "--batch-size", min=1, help="Trained networks: images of equal size per batch."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                                 help="Trained networks (--weights): images of equal size per batch "
+                                                      "[default: 4]."),
         infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
                                                  help="Guidance-free networks (SHM): side of the square the trimap "
                                                       "network sees (default: the size it was trained at)."),
@@ -54,7 +59,8 @@ def register(app: typer.Typer) -> None:
         """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
         from rich.table import Table
 
-        from mattecli.cli.options import parse_color, parse_kinds
+        from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
+        from mattecli.errors import MatteError
         from mattecli.shards import parse_shard
         from mattecli.console import console, printable, progress
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
@@ -70,7 +76,12 @@ def register(app: typer.Typer) -> None:
             overwrite=overwrite, shard=parse_shard(shard), segmentation=segmentation, align=align)
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
-        runner = build_method(weights, method, device, batch_size, precision, click_radius,
+        if weights is not None and method is not None:
+            raise MatteError(f"--method {method} names the method that runs without --weights; with --weights the "
+                             "checkpoint's network runs: drop one of them")
+        refuse_unless(weights is not None, "--weights (the classical method mattes one image at a time)",
+                      batch_size=batch_size)
+        runner = build_method(weights, method or "classical", device, batch_size or 4, precision, click_radius,
                               refine_patches=refine_patches, infer_size=infer_size)
         plan = plan_matte(options, runner)  # every setup error before any output
         console.print(runner.describe())

@@ -50,3 +50,18 @@ def parse_kinds(text: str, allowed: Iterable[str], flag: str = "--output") -> tu
     if not kinds or any(k not in allowed for k in kinds):
         raise MatteError(f"{flag} {text!r}: choose a comma list of {', '.join(allowed)}")
     return kinds
+
+
+def refuse_unless(condition: bool, needed: str, **given: object) -> None:
+    """Refuse, in one line, flags given (not None) that only take effect with ``needed``.
+
+    ``refuse_unless(weights is not None, "--weights", device=device)`` -> "--device applies
+    only with --weights". Keyword names are the flags without dashes (``batch_size`` ->
+    ``--batch-size``), so none of them is silently ignored.
+    """
+    if condition:
+        return
+    flags = [f"--{name.replace('_', '-')}" for name, value in given.items() if value is not None]
+    if flags:
+        verb = "applies" if len(flags) == 1 else "apply"
+        raise MatteError(f"{', '.join(flags)} {verb} only with {needed}")

@@ -41,9 +41,12 @@ def register(app: typer.Typer) -> None:
         weights: Optional[Path] = typer.Option(None, "--weights",
                                                help="A trained background-guided checkpoint instead of the "
                                                     "weights-free method (--low/--high then do not apply)."),
-        device: str = typer.Option("auto", "--device", help="--weights: auto, cpu, cuda or cuda:N."),
-        precision: str = typer.Option("fp32", "--precision", help="--weights: fp32, fp16 (CUDA) or bf16."),
-        batch_size: int = typer.Option(4, "--batch-size", min=1, help="--weights: frames per batch."),
+        device: Optional[str] = typer.Option(None, "--device",
+                                             help="Only with --weights: auto, cpu, cuda or cuda:N [default: auto]."),
+        precision: Optional[str] = typer.Option(None, "--precision",
+                                                help="Only with --weights: fp32, fp16 (CUDA) or bf16 [default: fp32]."),
+        batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
+                                                 help="Only with --weights: frames per batch [default: 4]."),
         max_pixels: Optional[int] = max_pixels_option(),
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",
                                                     help="--weights bgm: a folder of person masks, one per frame in "
@@ -56,12 +59,14 @@ def register(app: typer.Typer) -> None:
 
         Keeps the exact frame rate and copies the audio into every output that can hold it.
         """
-        from mattecli.cli.options import parse_color, parse_kinds
+        from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
         from mattecli.errors import BadInput, MatteError
         from mattecli.inference.video import ALPHA_FORMATS, OUTPUT_KINDS, RGBA_FORMATS
 
         apply_max_pixels(max_pixels)
         kinds = parse_kinds(output, OUTPUT_KINDS)
+        refuse_unless(weights is not None, "--weights (the weights-free plate method runs on the CPU in float32)",
+                      device=device, precision=precision, batch_size=batch_size)
         if rgba_format not in RGBA_FORMATS:
             raise MatteError(f"--rgba-format '{rgba_format}': choose one of {', '.join(RGBA_FORMATS)}")
         if alpha_format not in ALPHA_FORMATS:
@@ -89,7 +94,8 @@ def register(app: typer.Typer) -> None:
                     offsets = tuple(int(v) for v in motion_offsets.split(","))
                 except ValueError:
                     raise MatteError(f"--motion-offsets '{motion_offsets}': expected integers like -40,-20,20,40") from None
-            learned = LearnedFrames(build_method(weights, "classical", device, batch_size, precision),
+            learned = LearnedFrames(build_method(weights, "classical", device or "auto", batch_size or 4,
+                                                 precision or "fp32"),
                                     align=align, exposure=match_exposure, segmentation=segmentation,
                                     motion_offsets=offsets)
         _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
