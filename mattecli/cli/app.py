@@ -13,7 +13,7 @@ import typer
 from mattecli import __version__
 from mattecli.errors import MatteError
 
-SUBCOMMAND_MODULES = ("samples", "compose", "eval", "matte", "video", "demo", "train")
+SUBCOMMAND_MODULES = ("samples", "compose", "eval", "matte", "video", "demo", "train", "weights", "export")
 
 app = typer.Typer(
     name="mattecli",

@@ -14,7 +14,8 @@ _FLAG_KEYS = ("iters", "batch_size", "seed", "workers", "amp", "compile", "chann
 
 
 def _train(family: str, data: Path, out: Path, recipe: str, stage: str, val: Optional[Path], resume: bool,
-           device: str, assignments: list[str], flags: dict[str, Any], progress: bool) -> None:
+           device: str, assignments: list[str], flags: dict[str, Any], progress: bool,
+           init_from: Optional[Path] = None) -> None:
     from mattecli.console import console
     from mattecli.errors import BadInput
     from mattecli.train.engine import train
@@ -27,7 +28,7 @@ def _train(family: str, data: Path, out: Path, recipe: str, stage: str, val: Opt
     if full.get("family", family) != family:
         raise BadInput(recipe, f"is a recipe for '{full['family']}', not '{family}'")
     result = train(family, full, data, out, stage=stage, val_dir=val, resume=resume, device=device,
-                   show_progress=progress)
+                   show_progress=progress, init_from=init_from)
     for s in result.stages:
         rate = f", {s.samples_per_s:.2f} samples/s" if s.samples_per_s else ""
         best = f", best SAD {s.best_sad:.2f}" if s.best_sad is not None else ""
@@ -57,6 +58,9 @@ def dim(
                                                     help="ImageNet VGG16 state dict (torchvision format) to start from."),
     assignments: list[str] = typer.Option([], "--set", help="Override any recipe key: --set lr=1e-4 (repeatable)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from",
+                                             help="A DIM checkpoint (trained or `weights import`ed): the first stage "
+                                                  "starts from its weights (not its optimiser)."),
 ) -> None:
     """Deep Image Matting (Xu et al. 2017): encoder-decoder, refinement, then joint fine-tuning."""
     if amp is not None and amp not in ("bf16", "fp16", "none"):
@@ -64,7 +68,7 @@ def dim(
     flags = {"iters": iters, "batch_size": batch_size, "seed": seed, "workers": workers, "amp": amp,
              "compile": compile_, "channels_last": channels_last,
              "backbone_weights": str(backbone_weights) if backbone_weights else None}
-    _train("dim", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress)
+    _train("dim", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress, init_from)
 
 
 @train_app.command("click")

@@ -10,7 +10,11 @@ Contract for a family's network (an ``nn.Module``):
   Bx3xHxW background plate in [0, 1], a Bx2xHxW click map (positive, negative) or None.
   It returns ``{"alpha": Bx1xHxW in [0, 1]}`` and optionally ``"fg"`` (Bx3xHxW in [0, 1]).
   ``predict`` does its own normalisation and padding (:mod:`mattecli.tensors`); the
-  caller clamps known trimap regions.
+  caller clamps known trimap regions;
+- optional class attribute ``size_multiple`` (default 1): the H and W multiple the network
+  needs inside ``predict``'s padding, which exported graphs require of their inputs;
+- optional ``export_forward(image, guidance) -> dict``: ``predict`` for such sizes with only
+  traceable operations, for ``mattecli export`` (docs/families.md, section 6).
 
 A family's ``model.py`` registers a builder with ``@register_family("name")``; the builder
 takes the checkpoint's ``model_config`` dict as keyword arguments. Its ``family.py`` defines
@@ -71,7 +75,7 @@ def build_model(family: str, config: dict[str, Any] | None = None) -> nn.Module:
         raise MatteError(f"model_config of family '{family}' is not a mapping (got {type(config).__name__})")
     try:
         model = _BUILDERS[family](**(config or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:
         raise MatteError(f"model_config does not fit family '{family}': {exc}") from None
     if getattr(model, "guidance", None) not in GUIDANCE_KINDS:
         raise MatteError(f"family '{family}' declares no valid guidance kind")

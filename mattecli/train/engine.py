@@ -122,8 +122,13 @@ def _channels_last(flat: Mapping[str, Any], device: torch.device) -> bool:
 
 
 def load_weights_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor], source: str) -> None:
-    """Weights from the previous stage; keys the new stage adds may be missing (reported)."""
-    result = model.load_state_dict(state, strict=False)
+    """Weights from the previous stage or ``--init-from``; keys the new stage adds may be missing (reported)."""
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches: a different architecture
+        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line),
+                      str(exc).splitlines()[0])
+        raise MatteError(f"{source}: weights do not fit this network ({detail[:200]})") from None
     if result.unexpected_keys:
         raise MatteError(f"{source}: {len(result.unexpected_keys)} weight(s) do not belong to this network "
                          f"(e.g. {result.unexpected_keys[0]})")
@@ -172,7 +177,14 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                              "resume with the original values, or start a new --out")
         model.load_state_dict(state["model"])
     elif init_from is not None:
-        load_weights_into(model, ckpts.load_training_checkpoint(init_from)["model"], str(init_from))
+        source = ckpts.load_training_checkpoint(init_from)
+        theirs = source.get("model_config") or {}
+        differ = [f"{k}={theirs.get(k)!r}" for k in sorted(set(model_config) | set(theirs))
+                  if k in theirs and theirs[k] != model_config.get(k)]
+        if differ and ctx.is_main:
+            console.print(f"[yellow]{init_from}[/]: its model config differs ({', '.join(differ)}); this run uses "
+                          "the recipe's values (--set them to keep the checkpoint's)")
+        load_weights_into(model, source["model"], str(init_from))
     else:
         family.prepare_model(model, flat, stage)
     start_step = int(state["step"]) if state else 0
@@ -356,9 +368,18 @@ def stage_complete(run_dir: Path, stage: str, recipe: Mapping[str, Any]) -> bool
 
 def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLike, run_dir: str | os.PathLike,
           stage: str = "all", val_dir: str | os.PathLike | None = None, resume: bool = False,
-          device: str = "auto", show_progress: bool = True, stop_after: int | None = None) -> TrainResult:
-    """Train one stage or all of a family's stages in order, each from the previous one's best."""
+          device: str = "auto", show_progress: bool = True, stop_after: int | None = None,
+          init_from: str | os.PathLike | None = None) -> TrainResult:
+    """Train one stage or all of a family's stages in order, each from the previous one's best.
+
+    ``init_from``: a mattecli checkpoint of the same family (trained or imported) whose
+    weights the first trained stage starts from (not its optimiser state)."""
     family = get_family(family_name)
+    if init_from is not None:
+        init_from = Path(init_from)
+        held = ckpts.load_training_checkpoint(init_from).get("family")
+        if held != family.name:
+            raise MatteError(f"{init_from}: a '{held}' checkpoint; --init-from needs a '{family.name}' one")
     if stage != "all" and stage not in family.stages:
         raise MatteError(f"--stage {stage}: {family.name} has stages {', '.join(family.stages)} (or all)")
     run_dir = Path(run_dir)
@@ -375,11 +396,15 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
         for name in stages:
             position = family.stages.index(name)
             previous = family.stages[position - 1] if position > 0 else None
-            init_from = None
-            if previous is not None:
+            stage_init = None
+            if init_from is not None and name == stages[0]:
+                stage_init = init_from
+                if resume and (ckpts.stage_dir(run_dir, name) / ckpts.LAST).is_file() and ctx.is_main:
+                    console.print(f"[yellow]--init-from {init_from}[/]: stage {name} resumes from its last.pt instead")
+            elif previous is not None:
                 candidate = ckpts.stage_dir(run_dir, previous) / ckpts.BEST
                 if candidate.is_file():
-                    init_from = candidate
+                    stage_init = candidate
                 elif ctx.is_main:
                     console.print(f"[yellow]no {candidate}[/]: stage {name} starts from fresh weights")
             if resume and stage_complete(run_dir, name, recipe):
@@ -391,7 +416,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
                                                  sdir / ckpts.LAST, None, None, 0.0))
                 continue
             res = run_stage(family, recipe, name, data_dir, val_dir, run_dir, ctx, resume=resume,
-                            init_from=init_from, show_progress=show_progress, stop_after=stop_after)
+                            init_from=stage_init, show_progress=show_progress, stop_after=stop_after)
             result.stages.append(res)
             if res.steps < int(stage_recipe(recipe, name)["iters"]):
                 break  # stopped early (stop_after): later stages wait for a resume

@@ -12,7 +12,8 @@ Recipe keys read here (defaults in brackets): ``conv6`` ["1x1"], ``batch_norm`` 
 ``refine`` [true for the refine and joint stages, from ``stage``], ``backbone_weights``
 [none], ``crop_sizes`` [[320, 480, 640]], ``input_size`` [320], ``flip`` [true],
 ``trimap_kernel`` [[2, 5]], ``trimap_iterations`` [[5, 15]], ``loss_weight_alpha`` [0.5],
-``loss_weight_refine`` [1.0], ``val_crop`` [0 = whole images], ``backgrounds`` [none: the
+``loss_weight_refine`` [1.0], ``val_crop`` [0 = whole images], ``trimap_unknown_value`` [0.5; 128/255 for imported mmagic
+weights], ``backgrounds`` [none: the
 dataset's own pool], ``check_files`` [true].
 """
 from __future__ import annotations
@@ -98,6 +99,9 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     for key in ("backbone_weights", "backgrounds"):
         if recipe.get(key) is not None and not isinstance(recipe[key], str):
             raise _bad(key, recipe[key], "a path")
+    unknown_value = recipe.get("trimap_unknown_value", 0.5)
+    if not isinstance(unknown_value, (int, float)) or isinstance(unknown_value, bool) or not 0 < unknown_value < 1:
+        raise _bad("trimap_unknown_value", unknown_value, "a number in (0, 1) (0.5; mmagic weights: 0.50196)")
 
 
 class DIMFamily:
@@ -112,7 +116,10 @@ class DIMFamily:
         refine = recipe.get("refine")
         if refine is None:
             refine = recipe.get("stage", "encoder") in ("refine", "joint")
-        return {"conv6": conv6, "batch_norm": bool(recipe.get("batch_norm", False)), "refine": bool(refine)}
+        config = {"conv6": conv6, "batch_norm": bool(recipe.get("batch_norm", False)), "refine": bool(refine)}
+        if float(recipe.get("trimap_unknown_value", 0.5)) != 0.5:  # fine-tuning imported mmagic weights
+            config["trimap_unknown_value"] = float(recipe["trimap_unknown_value"])
+        return config
 
     def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:
         """Load ImageNet VGG16 weights (``backbone_weights``) into a fresh encoder. The engine
@@ -133,8 +140,10 @@ class DIMFamily:
         net = _net(model)
         train_stage1 = stage in ("encoder", "joint")
         train_refiner = stage in ("refine", "joint")
+        if train_refiner and net.refiner is None:
+            raise MatteError(f"DIM stage {stage} trains the refinement network, which this network lacks (refiner=false)")
         for module, on in ((net.encoder, train_stage1), (net.decoder, train_stage1), (net.refiner, train_refiner)):
-            for p in module.parameters():
+            for p in (module.parameters() if module is not None else ()):
                 p.requires_grad_(on)
         return [p for p in net.parameters() if p.requires_grad]
 

@@ -17,6 +17,11 @@ The paper's two networks, layer for layer as the faithful reproductions build th
 Batch norm is off by default (the paper has none); ``batch_norm=True`` puts it after every
 encoder and decoder conv except the alpha prediction layer. Without ImageNet weights the
 encoder starts from torchvision's VGG init (He); the decoder and refiner from Xavier.
+
+Two model options exist for imported weights (``mattecli weights import mmagic-dim``), with
+defaults that keep mattecli's own behaviour: ``trimap_unknown_value`` (the value the unknown
+region takes in the trimap channel: 0.5 here, 128/255 in mmagic, which feeds trimap/255) and
+``refiner`` (false: no refinement network at all, for stage-1 checkpoints that have none).
 """
 from __future__ import annotations
 
@@ -129,12 +134,30 @@ class Decoder(nn.Module):
     def unpool(x: torch.Tensor, indices: torch.Tensor, size: torch.Size) -> torch.Tensor:
         return F.max_unpool2d(x, indices, kernel_size=2, stride=2, output_size=size)
 
-    def forward(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size]) -> torch.Tensor:
-        """Returns the pre-sigmoid alpha (logits), which the refinement network adds to."""
+    def forward(self, x: torch.Tensor, indices: list[torch.Tensor], sizes: list[torch.Size],
+                traceable: bool = False) -> torch.Tensor:
+        """Returns the pre-sigmoid alpha (logits), which the refinement network adds to.
+
+        ``traceable`` unpools with :func:`scatter_unpool` (same values when every pooled side
+        was even, i.e. inputs are multiples of 32), which ONNX and ``torch.jit.trace`` express
+        without fixing the image size."""
         x = self._conv_relu("deconv6_1", x)
         for (name, _, _), idx, size in zip(self.WIDTHS, reversed(indices), reversed(sizes)):
-            x = self._conv_relu(name, self.unpool(x, idx, size))
+            x = self._conv_relu(name, scatter_unpool(x, idx) if traceable else self.unpool(x, idx, size))
         return self.alpha_prediction(x)
+
+
+def scatter_unpool(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """2x2 max-unpooling as a scatter into a zero map twice the size.
+
+    ``indices`` are max_pool2d's per-plane flat positions in the (2h x 2w) input; 2x2 windows
+    do not overlap, so every index is written once and this equals ``F.max_unpool2d`` with
+    the default output size. The zero map's shape comes from a nearest 2x upsampling of
+    ``x``, so no size is a Python number in a traced graph.
+    """
+    template = torch.zeros_like(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    flat = template.flatten(2).scatter(2, indices.flatten(2), x.flatten(2))
+    return flat.view_as(template)
 
 
 class RefinementNetwork(nn.Module):
@@ -156,48 +179,65 @@ class RefinementNetwork(nn.Module):
         return torch.sigmoid(raw_alpha + self.refine_pred(x))
 
 
-def trimap_channel(trimap: torch.Tensor) -> torch.Tensor:
-    """The trimap as the network's 4th channel in {0, 0.5, 1}.
+def trimap_channel(trimap: torch.Tensor, unknown_value: float = 0.5) -> torch.Tensor:
+    """The trimap as the network's 4th channel in {0, ``unknown_value``, 1}.
 
     Accepts uint8 files' values {0, 128, 255} (training batches) or the registry contract's
     floats {0, 0.5, 1}, so training and ``predict`` feed the network identical values.
     """
     if trimap.is_floating_point():
-        return trimap
+        if unknown_value == 0.5:
+            return trimap
+        return torch.where(trimap == 0.5, torch.full_like(trimap, unknown_value), trimap)
     t = trimap.to(torch.float32)
-    return (t == 255).to(t.dtype) + 0.5 * (t == 128).to(t.dtype)
+    return (t == 255).to(t.dtype) + unknown_value * (t == 128).to(t.dtype)
 
 
 class DeepImageMatting(nn.Module):
     family = "dim"
     guidance = "trimap"
+    size_multiple = STRIDE
 
-    def __init__(self, conv6: str = "1x1", batch_norm: bool = False, refine: bool = False) -> None:
+    def __init__(self, conv6: str = "1x1", batch_norm: bool = False, refine: bool = False,
+                 trimap_unknown_value: float = 0.5, refiner: bool = True) -> None:
         super().__init__()
+        if refine and not refiner:
+            raise ValueError("refine=True needs the refinement network (refiner=True)")
+        if not 0.0 < float(trimap_unknown_value) < 1.0:
+            raise ValueError(f"trimap_unknown_value must lie in (0, 1), not {trimap_unknown_value!r}")
         self.config: dict[str, Any] = {"conv6": conv6, "batch_norm": bool(batch_norm), "refine": bool(refine)}
+        # only written when not the default, so checkpoints of mattecli's own DIM keep their old config
+        if float(trimap_unknown_value) != 0.5:
+            self.config["trimap_unknown_value"] = float(trimap_unknown_value)
+        if not refiner:
+            self.config["refiner"] = False
         self.refine = bool(refine)
+        self.trimap_unknown_value = float(trimap_unknown_value)
         self.encoder = Encoder(conv6, batch_norm)
         self.decoder = Decoder(self.encoder.out_channels, batch_norm)
-        self.refiner = RefinementNetwork()
+        self.refiner = RefinementNetwork() if refiner else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def prepare_input(self, image: torch.Tensor, trimap: torch.Tensor) -> torch.Tensor:
-        """Bx4xHxW network input: ImageNet-normalised RGB in [0,1], trimap in {0, 0.5, 1}."""
+        """Bx4xHxW network input: ImageNet-normalised RGB in [0,1], trimap in {0, 0.5, 1}
+        (the unknown value is ``trimap_unknown_value``)."""
         rgb = (image - self.mean.to(image.dtype)) / self.std.to(image.dtype)
-        return torch.cat((rgb, trimap_channel(trimap).to(rgb.dtype)), dim=1)
+        return torch.cat((rgb, trimap_channel(trimap, self.trimap_unknown_value).to(rgb.dtype)), dim=1)
 
-    def forward(self, x: torch.Tensor, refine: bool = True) -> dict[str, torch.Tensor]:
+    def forward(self, x: torch.Tensor, refine: bool = True, traceable: bool = False) -> dict[str, torch.Tensor]:
         """``x`` from :meth:`prepare_input`, sides multiples of 32.
 
         Returns ``raw_alpha`` (stage-1 logits), ``alpha`` (stage-1 sigmoid) and, with
         ``refine``, ``refined`` (the refinement network's alpha).
         """
         features, indices, sizes = self.encoder(x)
-        raw_alpha = self.decoder(features, indices, sizes)
+        raw_alpha = self.decoder(features, indices, sizes, traceable=traceable)
         alpha = torch.sigmoid(raw_alpha)
         out = {"raw_alpha": raw_alpha, "alpha": alpha}
         if refine:
+            if self.refiner is None:
+                raise ValueError("this DIM network has no refinement network (refiner=False)")
             out["refined"] = self.refiner(x[:, :3], alpha, raw_alpha)
         return out
 
@@ -213,7 +253,15 @@ class DeepImageMatting(nn.Module):
         """The registry contract: image Bx3xHxW in [0,1], trimap Bx1xHxW in {0, 0.5, 1}."""
         return {"alpha": self.infer(image, trimap)}
 
+    def export_forward(self, image: torch.Tensor, trimap: torch.Tensor) -> dict[str, torch.Tensor]:
+        """:meth:`predict` for sides that are multiples of 32, with traceable unpooling
+        (docs/families.md, export)."""
+        out = self(self.prepare_input(image, trimap), refine=self.refine, traceable=True)
+        return {"alpha": out["refined" if self.refine else "alpha"].clamp(0.0, 1.0)}
+
 
 @register_family("dim")
-def build_dim(conv6: str = "1x1", batch_norm: bool = False, refine: bool = False) -> DeepImageMatting:
-    return DeepImageMatting(conv6=conv6, batch_norm=batch_norm, refine=refine)
+def build_dim(conv6: str = "1x1", batch_norm: bool = False, refine: bool = False,
+              trimap_unknown_value: float = 0.5, refiner: bool = True) -> DeepImageMatting:
+    return DeepImageMatting(conv6=conv6, batch_norm=batch_norm, refine=refine,
+                            trimap_unknown_value=trimap_unknown_value, refiner=refiner)

@@ -1,0 +1,32 @@
+"""`mattecli export CKPT --format onnx|torchscript --out FILE` (flags -> core -> render)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("export")
+    def export(
+        ckpt: Path = typer.Argument(..., metavar="CKPT", help="A mattecli checkpoint (trained or imported)."),
+        fmt: str = typer.Option(..., "--format", "-f", help="onnx or torchscript."),
+        out: Path = typer.Option(..., "--out", "-o", help="The file to write (.onnx or .pt)."),
+        exporter: str = typer.Option("auto", "--exporter",
+                                     help="ONNX only: auto (dynamo, then the TorchScript-based one), dynamo or legacy."),
+    ) -> None:
+        """Export a network (fp32; dynamic batch, height and width in multiples of the family's size multiple),
+        verified against the checkpoint on CPU before it is written. The input/output contract is stored in the file."""
+        from mattecli.console import console
+        from mattecli.export.run import export_checkpoint
+
+        result = export_checkpoint(ckpt, fmt.lower(), out, exporter=exporter.lower(),
+                                   log=lambda msg: console.print(f"[dim]{msg}[/]"))
+        for note in result.notes:
+            console.print(f"[yellow]note[/]: {note}")
+        c = result.contract
+        ins = ", ".join(f"{i['name']} {i['shape']}" for i in c["inputs"])
+        outs = ", ".join(f"{o['name']} {o['shape']}" for o in c["outputs"])
+        console.print(f"[green]exported[/] {ckpt} -> {result.out} ({result.fmt} via {result.exporter}); "
+                      f"inputs {ins}; outputs {outs}; H and W multiples of {c['size_multiple']}; "
+                      f"max abs difference to the checkpoint {result.max_abs_diff:.2e}")

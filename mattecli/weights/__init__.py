@@ -1,0 +1,1 @@
+"""Checkpoints in and about: ``mattecli weights import`` (foreign formats) and ``weights info``."""

@@ -1,0 +1,48 @@
+"""What a checkpoint is: ``mattecli weights info`` (family, stage, recipe, metrics, provenance)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from mattecli.errors import BadInput, MatteError
+from mattecli.families.registry import build_model
+from mattecli.io.checkpoint import load_checkpoint
+from mattecli.io.foreign import file_sha256
+
+
+def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
+    """A JSON-ready summary of a mattecli checkpoint."""
+    path = Path(path)
+    ckpt = load_checkpoint(path)
+    try:
+        model = build_model(ckpt["family"], ckpt["model_config"])
+    except MatteError as exc:
+        raise BadInput(path, str(exc)) from None
+    parameters = sum(int(v.numel()) for k, v in ckpt["model"].items()
+                     if hasattr(v, "numel") and k in dict(model.named_parameters()))
+    source = ckpt.get("source")
+    if isinstance(source, dict):
+        provenance = {"origin": "imported", **{k: source.get(k) for k in ("format", "file", "sha256")}}
+    else:
+        provenance = {"origin": "trained here" if ckpt.get("step") is not None else "unknown"}
+    recipe = ckpt.get("recipe")
+    return {
+        "file": str(path),
+        "sha256": file_sha256(path),
+        "family": ckpt["family"],
+        "stage": ckpt.get("stage"),
+        "guidance": model.guidance,
+        "size_multiple": int(getattr(model, "size_multiple", 1) or 1),
+        "model_config": ckpt["model_config"],
+        "steps_trained": ckpt.get("step"),
+        "epoch": ckpt.get("epoch"),
+        "validation": ckpt.get("metrics"),
+        "best_sad": ckpt.get("best_sad"),
+        "recipe": recipe if isinstance(recipe, dict) else None,
+        "parameters": parameters,
+        "tensors": len(ckpt["model"]),
+        "provenance": provenance,
+        "notes": ckpt.get("import_notes") or [],
+        "resumable": "optimizer" in ckpt,
+    }
