@@ -364,3 +364,48 @@ def test_train_cli_all_stages_then_matte_and_simulated_clicks(dataset, tmp_path)
     assert all(len(im["clicks"]) >= 1 and im["clicks"][0]["label"] == "fg" for im in data["images"])
     r = CliRunner().invoke(app, ["eval", "--simulate-clicks", "2", "--data", str(dataset), "--trimap", str(dataset)])
     assert r.exit_code != 0 and "drop --trimap" in r.output
+
+
+# ----------------------------------------------------------------------------- export and weights info
+
+def test_export_equals_matte_without_refinement_and_weights_info(tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from mattecli.cli.app import app
+    from mattecli.export.run import export_checkpoint, read_contract, run_exported
+    from mattecli.io.checkpoint import save_checkpoint
+    from mattecli.io.images import read_alpha_float, write_image
+
+    torch.manual_seed(5)
+    model = build_model("click", {**TINY, "refine_patches": 2})
+    with torch.no_grad():  # give U a real influence (the stem's U weights start at zero)
+        model.encoder.resnet.conv1.weight[:, 3:].normal_(0, 0.1)
+    save_checkpoint(tmp_path / "c.pt", {"family": "click", "model_config": model.config, "model": model.state_dict(),
+                                        "stage": "refine"})
+    rng = np.random.default_rng(2)
+    h, w = 64, 96
+    image = (rng.random((h, w, 3)) * 255).astype(np.uint8)
+    write_image(tmp_path / "in" / "x.png", image)
+    clicks = [Click(40, 30, True), Click(5, 5, False)]
+    (tmp_path / "clicks.json").write_text(json.dumps({"x": [{"x": 40, "y": 30, "label": "fg"},
+                                                            {"x": 5, "y": 5, "label": "bg"}]}))
+    r = CliRunner().invoke(app, ["matte", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--weights",
+                                 str(tmp_path / "c.pt"), "--clicks", str(tmp_path / "clicks.json"), "--device", "cpu",
+                                 "--output", "alpha", "--alpha-16bit", "--refine-patches", "0"])
+    assert r.exit_code == 0, r.output
+    alpha = read_alpha_float(tmp_path / "out" / "alpha" / "x.png")
+    assert float(alpha.std()) > 1e-3
+    x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+    g = torch.from_numpy(click_maps(clicks, h, w, model.click_radius_for(h, w)))[None]
+    for fmt, name in (("torchscript", "c.ts"), ("onnx", "c.onnx")):
+        result = export_checkpoint(tmp_path / "c.pt", fmt, tmp_path / name)
+        assert result.max_abs_diff <= 1e-4
+        got = run_exported(tmp_path / name, x, g)[0, 0].numpy()
+        assert np.abs(got - alpha).max() <= 1e-4 + 0.5 / 65535
+    contract = read_contract(tmp_path / "c.ts")
+    assert [o["name"] for o in contract["outputs"]] == ["alpha", "uncertainty"]
+    assert contract["inputs"][1]["name"] == "clicks" and "refinement" in contract["notes"]
+    r = CliRunner().invoke(app, ["weights", "info", str(tmp_path / "c.pt"), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["family"] == "click"

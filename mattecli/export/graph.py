@@ -23,6 +23,7 @@ IMAGE_INPUT = ("image", "Bx3xHxW", "RGB in [0, 1], not normalised (normalisation
 OUTPUTS = {
     "alpha": ("Bx1xHxW", "[0, 1]"),
     "fg": ("Bx3xHxW", "foreground colour, RGB in [0, 1]"),
+    "uncertainty": ("Bx1xHxW", "per-pixel Laplace scale sigma > 0 in alpha units (click family)"),
 }
 PADDING = "reflect bottom/right to a multiple of size_multiple, crop outputs back"
 
