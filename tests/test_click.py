@@ -229,6 +229,11 @@ def test_simulate_records_scores_per_click_and_stops_when_right(tmp_path):
     assert im.stopped_at is not None and sads[-1] == sads[im.stopped_at - 1]
     assert len(method.seen) == im.stopped_at
     assert curve.clicks_to_reach(sads[1]) == [2] and curve.clicks_to_reach(-1.0) == [6]
+    again = simulate(GrowingMethod(torch.device("cpu")), [ProtocolImage("a", tmp_path / "a.png", tmp_path / "a_gt.png")],
+                     5, ("sad", "mse"))
+    first, second = curve.to_json(1.0), again.to_json(1.0)
+    first.pop("seconds_per_click"), second.pop("seconds_per_click")
+    assert first == second  # deterministic
 
 
 # ----------------------------------------------------------------------------- training
