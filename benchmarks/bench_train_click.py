@@ -45,13 +45,20 @@ from mattecli.train.recipe import load_recipe, parse_value, set_key  # noqa: E40
 REPORTED = (1, 3, 5, 10)
 
 
+#: per setting: median wall seconds, or CPU seconds (all threads; robust to a shared machine)
+CPU_TIMES: dict[int, float] = {}
+
+
 def latency(fn, repeats: int = 3) -> float:
+    """Median wall seconds of ``fn``; its median process CPU seconds go to CPU_TIMES[id]."""
     fn()  # warm-up (allocations, lazy init)
-    times = []
+    times, cpu = [], []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+    CPU_TIMES[len(CPU_TIMES)] = float(np.median(cpu))
     return float(np.median(times))
 
 
@@ -65,6 +72,8 @@ def main() -> None:
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", dest="assignments", action="append", default=[], help="recipe override key=value")
     ap.add_argument("--keep", action="store_true", help="reuse the data and the trained run in --out")
+    ap.add_argument("--latency-only", action="store_true", help="with --keep: only the per-click latency")
+    ap.add_argument("--repeats", type=int, default=3, help="latency: timed runs per setting (median)")
     args = ap.parse_args()
 
     out = args.out
@@ -97,12 +106,15 @@ def main() -> None:
     for k in (0, 2, 8):
         methods[f"click-quick, refine {k} patches" if k else "click-quick, no refinement"] = (run / "best.pt", k)
     curves = {}
-    for name, (weights, k) in methods.items():
+    for name, (weights, k) in ({} if args.latency_only else methods).items():
         method = build_method(weights, "classical", args.device, batch_size=4, refine_patches=k)
         t1 = time.perf_counter()
         curves[name] = simulate(method, test, args.clicks, ("sad", "mse"))
         print(f"{name}: {time.perf_counter() - t1:.0f}s, failures {curves[name].failures}", file=sys.stderr)
-    plot_curve(curves, out / "sad_vs_clicks.png", target_sad=args.target_sad)
+        (out / f"curve-{len(curves)}.json").write_text(json.dumps({"method": name, **curves[name].to_json(
+            args.target_sad)}, indent=1) + "\n")
+    if curves:
+        plot_curve(curves, out / "sad_vs_clicks.png", target_sad=args.target_sad)
 
     # per-click latency: one re-matte of one image with 3 clicks, at 512 and 1024 px
     image = read_rgb(test[0].image_path)
@@ -116,13 +128,21 @@ def main() -> None:
         g = torch.from_numpy(click_maps(clicks, side, side, model.click_radius_for(side, side)))[None].to(args.device)
         row = {}
         for k in (0, 2, 8):
-            row[f"click, refine {k}"] = latency(lambda: model.predict(x, g, refine_patches=k))
+            row[f"click, refine {k}"] = latency(lambda: model.predict(x, g, refine_patches=k), args.repeats)
         labels = constraint_map(clicks, side, side, 5.0)
-        row["classical"] = latency(lambda: closed_form_alpha(big, constraints=labels), repeats=1)
+        row["classical"] = latency(lambda: closed_form_alpha(big, constraints=labels), max(1, args.repeats // 3))
         lat[f"{side}px"] = row
 
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    if args.latency_only:
+        (out / "latency.json").write_text(json.dumps({"device": f"CPU, {torch.get_num_threads()} threads",
+                                                      "repeats": args.repeats, "latency_seconds": lat}, indent=2))
+        cpu = list(CPU_TIMES.values())
+        for i, (side, row) in enumerate(lat.items()):
+            print(f"| {side} | " + " | ".join(f"{v:.3f} wall / {c:.3f} CPU"
+                                            for v, c in zip(row.values(), cpu[i * len(row):(i + 1) * len(row)])) + " |")
+        return
     report = {
         "device": device_name, "recipe": args.recipe, "train_seconds": train_seconds,
         "samples_per_s": {k: v["samples_per_s"] for k, v in summaries.items()},
