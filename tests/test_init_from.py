@@ -1,7 +1,6 @@
 """`train --init-from CKPT`: the first stage starts from a checkpoint's weights (not its optimiser)."""
 from __future__ import annotations
 
-import subprocess
 import sys
 
 import pytest
@@ -54,17 +53,22 @@ def test_init_from_refuses_another_family(tmp_path):
     assert not (tmp_path / "a").exists()
 
 
-def test_cli_init_from_errors_are_one_line(tmp_path):
+def test_cli_init_from_errors_are_one_line(tmp_path, monkeypatch, capsys):
+    from mattecli.cli.app import main
+
     _source(tmp_path / "tiny.pt")
     (tmp_path / "data").mkdir()
+    monkeypatch.setenv("COLUMNS", "250")
     for ckpt, expected in ((tmp_path / "tiny.pt", "a 'tiny' checkpoint; --init-from needs a 'dim' one"),
                            (tmp_path / "missing.pt", "missing.pt: checkpoint not found")):
-        res = subprocess.run([sys.executable, "-m", "mattecli", "train", "dim", "--data", str(tmp_path / "data"),
-                              "--out", str(tmp_path / "run"), "--init-from", str(ckpt), "--no-progress"],
-                             capture_output=True, text=True)
-        assert res.returncode == 2, res.stderr
-        assert expected in res.stderr and "Traceback" not in res.stderr
-        assert len(res.stderr.strip().splitlines()) == 1
+        monkeypatch.setattr(sys, "argv", ["mattecli", "train", "dim", "--data", str(tmp_path / "data"),
+                                          "--out", str(tmp_path / "run"), "--init-from", str(ckpt), "--no-progress"])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        err = capsys.readouterr().err
+        assert exc.value.code == 2, err
+        assert expected in err and "Traceback" not in err
+        assert len(err.strip().splitlines()) == 1
 
 
 def test_weights_info_of_a_trained_checkpoint(tmp_path):

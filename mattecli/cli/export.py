@@ -20,8 +20,9 @@ def register(app: typer.Typer) -> None:
         from mattecli.console import console
         from mattecli.export.run import export_checkpoint
 
-        result = export_checkpoint(ckpt, fmt.lower(), out, exporter=exporter.lower(),
-                                   log=lambda msg: console.print(f"[dim]{msg}[/]"))
+        with console.status(f"exporting {ckpt} to {fmt}, then checking the file against the checkpoint") as status:
+            result = export_checkpoint(ckpt, fmt.lower(), out, exporter=exporter.lower(),
+                                       log=lambda msg: status.update(msg))
         for note in result.notes:
             console.print(f"[yellow]note[/]: {note}")
         c = result.contract

@@ -20,7 +20,8 @@ def import_(
     from mattecli.console import console
     from mattecli.weights.importer import import_weights
 
-    result = import_weights(fmt, source, out)
+    with console.status(f"reading {source} (tensors only) and converting"):
+        result = import_weights(fmt, source, out)
     for note in result.notes:
         console.print(f"[yellow]note[/]: {source}: {note}")
     console.print(f"[green]imported[/] {source} ({fmt}, sha256 {result.sha256[:12]}...) -> {result.out}: "

@@ -282,4 +282,4 @@ class StateMapper:
             problems.append(f"shape mismatch: {_abbreviate(shapes, 3)}")
         if problems:
             raise MatteError(f"{self.fmt}: the checkpoint does not map onto the network; " + "; ".join(problems))
-        return {k: self.target[k].to(expected[k].dtype).contiguous() for k in expected}
+        return {k: self.target[k].to(dtype=expected[k].dtype).contiguous() for k in expected}

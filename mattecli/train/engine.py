@@ -182,8 +182,8 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
         differ = [f"{k}={theirs.get(k)!r}" for k in sorted(set(model_config) | set(theirs))
                   if k in theirs and theirs[k] != model_config.get(k)]
         if differ and ctx.is_main:
-            console.print(f"[yellow]{init_from}[/]: its model config differs ({', '.join(differ)}); this run uses "
-                          "the recipe's values (--set them to keep the checkpoint's)")
+            console.print(f"[yellow]{init_from}[/]: its model config differs ({', '.join(differ)}); this run "
+                          "builds the network from the recipe's values")
         load_weights_into(model, source["model"], str(init_from))
     else:
         family.prepare_model(model, flat, stage)

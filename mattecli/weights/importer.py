@@ -84,9 +84,10 @@ def import_weights(fmt: str, source: str | os.PathLike, out: str | os.PathLike) 
         model_config, model_state = spec.convert(state)
     except MatteError as exc:
         raise BadInput(source, str(exc)) from None
-    model = build_model(spec.family, model_config)
+    with torch.device("meta"):  # shapes only: no time spent initialising weights that are replaced
+        model = build_model(spec.family, model_config)
     try:
-        model.load_state_dict(model_state, strict=True)
+        model.load_state_dict(model_state, strict=True, assign=True)
     except RuntimeError as exc:  # a converter bug, but still the user's one line
         raise BadInput(source, f"{fmt}: converted weights do not fit the network "
                                f"({str(exc).splitlines()[0][:160]})") from None

@@ -97,7 +97,9 @@ def convert_mmagic_dim(state: dict[str, torch.Tensor]) -> tuple[dict[str, Any], 
 
     config = {"conv6": conv6, "batch_norm": False, "refine": has_refiner,
               "trimap_unknown_value": MMAGIC_TRIMAP_UNKNOWN, "refiner": has_refiner}
-    return config, m.finish(DeepImageMatting(**config))
+    with torch.device("meta"):  # only the names and shapes are needed
+        network = DeepImageMatting(**config)
+    return config, m.finish(network)
 
 
 IMPORT_FORMATS = {FORMAT: convert_mmagic_dim}
