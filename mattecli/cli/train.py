@@ -192,6 +192,9 @@ def click(
     backbone_weights: Optional[Path] = typer.Option(None, "--backbone-weights",
                                                     help="ImageNet ResNet state dict (torchvision format) to start from."),
     assignments: list[str] = typer.Option([], "--set", help="Override any recipe key: --set error_clicks=0 (repeatable)."),
+    init_from: Optional[Path] = typer.Option(None, "--init-from",
+                                             help="A click checkpoint (trained or `weights import`ed): the first stage "
+                                                  "starts from its weights (not its optimiser)."),
     progress: bool = typer.Option(True, "--progress/--no-progress", help="Show the live progress display."),
 ) -> None:
     """Click matting with uncertainty (Wei et al. 2021): matting net, uncertainty decoder, local refinement."""
@@ -200,7 +203,7 @@ def click(
     flags = {"iters": iters, "batch_size": batch_size, "seed": seed, "workers": workers, "amp": amp,
              "compile": compile_, "channels_last": channels_last,
              "backbone_weights": str(backbone_weights) if backbone_weights else None}
-    _train("click", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress)
+    _train("click", data, out, recipe, stage, val, resume, device, list(assignments), flags, progress, init_from)
 
 
 def register(app: typer.Typer) -> None:

@@ -24,6 +24,7 @@ OUTPUTS = {
     "alpha": ("Bx1xHxW", "[0, 1]"),
     "fg": ("Bx3xHxW", "foreground colour, RGB in [0, 1]"),
     "trimap": ("Bx1xHxW", "the predicted trimap: 0 background, 0.5 unknown, 1 foreground"),
+    "uncertainty": ("Bx1xHxW", "per-pixel Laplace scale sigma > 0 in alpha units (click family)"),
 }
 PADDING = "reflect bottom/right to a multiple of size_multiple, crop outputs back"
 
