@@ -134,3 +134,61 @@ def test_bad_input_is_one_line_exit_2(kit, tmp_path, capsys, monkeypatch, case):
     assert code == 2, err
     assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "o").exists()
+
+
+SHM_CONFIG = {"infer_size": 16, "tnet_width": 4, "mnet_width": 4}
+
+
+@pytest.fixture(scope="module")
+def segmenter(kit):
+    torch.manual_seed(3)
+    net = build_model("shm", SHM_CONFIG)
+    save_checkpoint(kit / "shm.pt", {"family": "shm", "model_config": SHM_CONFIG, "model": net.state_dict()})
+    return kit / "shm.pt"
+
+
+def test_segmenter_masks_are_the_shm_alpha_softened(kit, segmenter, tmp_path, capsys, monkeypatch):
+    calls = record_predict(monkeypatch)
+    code, err = run_cli(["matte", kit / "shots", "--background", kit / "plates", "--weights", kit / "bgm.pt",
+                         "--segmenter", segmenter, "--out", tmp_path / "out", "--output", "alpha", "--batch-size", "1",
+                         "--device", "cpu"], capsys, monkeypatch)
+    assert code in (0, None), err
+    shm, _ = load_model(segmenter)
+    for k, call in enumerate(calls):  # the same order as the shots
+        image = read_rgb(kit / "shots" / f"s{k}.png")
+        x = torch.from_numpy(image).permute(2, 0, 1)[None].float() / 255.0
+        with torch.no_grad():
+            mask = shm.predict(x, None)["alpha"][0, 0].numpy()
+        np.testing.assert_allclose(call["segmentation"][0, 0].numpy(), soften_mask(mask), atol=1e-6)
+
+
+def test_segmenter_refusals_are_one_line(kit, segmenter, tmp_path, capsys, monkeypatch):
+    base = ["matte", kit / "shots", "--background", kit / "plates", "--weights", kit / "bgm.pt", "--out", tmp_path / "o"]
+    for extra, words in ((["--segmenter", kit / "dim.pt"], "needs trimap guidance"),
+                         (["--segmenter", segmenter, "--segmentation", kit / "masks"], "not both")):
+        code, err = run_cli([*base, *extra], capsys, monkeypatch)
+        assert code == 2 and words in err and "Traceback" not in err, err
+    code, err = run_cli(["matte", kit / "shots", "--trimap", kit / "masks", "--segmenter", segmenter,
+                         "--out", tmp_path / "o"], capsys, monkeypatch)
+    assert code == 2 and "--segmenter goes with --background" in err
+    code, err = run_cli(["video", kit / "walk.mkv", "--background", kit / "plate.png", "--out", tmp_path / "v",
+                         "--segmenter", segmenter], capsys, monkeypatch)
+    assert code == 2 and "--segmenter applies to a Background Matting network" in err
+    assert not any((tmp_path / "o").rglob("*.png"))
+
+
+def test_video_segmenter_makes_each_frames_mask(kit, segmenter, tmp_path, capsys, monkeypatch):
+    calls = record_predict(monkeypatch)
+    code, err = run_cli(["video", kit / "walk.mkv", "--background", kit / "plate.png", "--out", tmp_path / "v",
+                         "--weights", kit / "bgm.pt", "--segmenter", segmenter, "--batch-size", "2", "--device", "cpu",
+                         "--output", "alpha", "--no-sheet"], capsys, monkeypatch)
+    assert code == 0, err
+    assert "segmentation by the 'shm' network" in " ".join(err.split())
+    shm, _ = load_model(segmenter)
+    frames = list(read_frames(kit / "walk.mkv"))
+    seg = torch.cat([c["segmentation"] for c in calls])
+    assert seg.shape[0] == len(frames)
+    x = torch.from_numpy(np.array(frames[-1])).permute(2, 0, 1)[None].float() / 255.0
+    with torch.no_grad():
+        mask = shm.predict(x, None)["alpha"][0, 0].numpy()
+    np.testing.assert_allclose(seg[-1, 0].numpy(), soften_mask(mask), atol=1e-6)

@@ -26,6 +26,9 @@ def register(app: typer.Typer) -> None:
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",
                                                     help="With --background and a bgm network: person masks "
                                                          "(file or folder paired by name); default from the plate."),
+        segmenter: Optional[Path] = typer.Option(None, "--segmenter",
+                                                 help="With --background and a bgm network: a guidance-free checkpoint "
+                                                      "(shm) whose alpha is the person mask (instead of --segmentation)."),
         align: bool = typer.Option(False, "--align/--no-align",
                                    help="With --background: register each plate onto its image (hand-held camera)."),
         click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
@@ -73,7 +76,8 @@ def register(app: typer.Typer) -> None:
             input=input, out=out, outputs=parse_kinds(output, OUTPUT_KINDS), trimap=trimap, clicks=clicks,
             background=background, click_radius=DEFAULT_RADIUS if click_radius is None else click_radius,
             bg_color=parse_color(bg_color), bg_image=bg_image, alpha_bits=16 if alpha_16bit else 8,
-            overwrite=overwrite, shard=parse_shard(shard), segmentation=segmentation, align=align)
+            overwrite=overwrite, shard=parse_shard(shard), segmentation=segmentation, segmenter=segmenter,
+            align=align)
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
         if weights is not None and method is not None:

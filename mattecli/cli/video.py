@@ -51,6 +51,9 @@ def register(app: typer.Typer) -> None:
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",
                                                     help="--weights bgm: a folder of person masks, one per frame in "
                                                          "name order (default: from the plate difference)."),
+        segmenter: Optional[Path] = typer.Option(None, "--segmenter",
+                                                 help="--weights bgm: a guidance-free checkpoint (shm) whose alpha is "
+                                                      "each frame's person mask (instead of --segmentation)."),
         motion_offsets: Optional[str] = typer.Option(None, "--motion-offsets",
                                                      help="--weights bgm: frame offsets of the motion cue "
                                                           "[default: -40,-20,20,40, the official ones]."),
@@ -81,7 +84,8 @@ def register(app: typer.Typer) -> None:
                 raise BadInput(p, "no such file")
         learned = None
         if weights is None:
-            for flag, value in (("--segmentation", segmentation), ("--motion-offsets", motion_offsets)):
+            for flag, value in (("--segmentation", segmentation), ("--segmenter", segmenter),
+                                ("--motion-offsets", motion_offsets)):
                 if value is not None:
                     raise MatteError(f"{flag} applies to a Background Matting network (--weights)")
         if weights is not None:
@@ -97,7 +101,7 @@ def register(app: typer.Typer) -> None:
             learned = LearnedFrames(build_method(weights, "classical", device or "auto", batch_size or 4,
                                                  precision or "fp32"),
                                     align=align, exposure=match_exposure, segmentation=segmentation,
-                                    motion_offsets=offsets)
+                                    motion_offsets=offsets, segmenter=segmenter)
         _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
              align, match_exposure, low, high, overwrite, sheet, learned)
 

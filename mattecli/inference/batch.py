@@ -80,6 +80,7 @@ class MatteOptions:
     #: False writes OUT/<rel>.png (``mattecli trimap``: a folder ``matte --trimap`` reads as is)
     kind_folders: bool = True
     segmentation: Path | None = None  # --background only: person masks paired like the plates
+    segmenter: Path | None = None  # --background only: a guidance-free checkpoint (shm) that makes the masks
     align: bool = False  # --background only: register each plate onto its image (homography)
 
     def __post_init__(self) -> None:
@@ -201,9 +202,13 @@ class GuidanceSource:
             self.used: set[str] = set()
         elif self.kind in ("trimap", "background"):
             self.files = GuidanceFiles(getattr(options, self.kind), "trimap" if self.kind == "trimap" else "plate")
-        for flag, value in (("--segmentation", options.segmentation), ("--align", options.align)):
+        for flag, value in (("--segmentation", options.segmentation), ("--segmenter", options.segmenter),
+                            ("--align", options.align)):
             if value and self.kind != "background":
                 raise MatteError(f"{flag} goes with --background")
+        if options.segmentation is not None and options.segmenter is not None:
+            raise MatteError("give --segmentation (masks) or --segmenter (a network that makes them), not both")
+        self.segmenter = None  # a mattecli.inference.segmenter.Segmenter, set by plan_matte on the method's device
         self.align = options.align
         self.segmentation = GuidanceFiles(options.segmentation, "segmentation mask") if options.segmentation else None
 
@@ -214,10 +219,12 @@ class GuidanceSource:
     def cues(self, item: Item, image: np.ndarray) -> dict | None:
         """Background Matting's soft segmentation from ``--segmentation`` (softened as the official
         script softens its person masks), or None."""
-        if self.segmentation is None:
+        if self.segmentation is None and self.segmenter is None:
             return None
         from mattecli.families.bgm.cues import soften_mask
 
+        if self.segmenter is not None:
+            return {"segmentation": soften_mask(self.segmenter.mask(image))}
         path = self.segmentation.find(item)
         mask = read_alpha(path)
         if mask.shape != image.shape[:2]:
@@ -363,8 +370,13 @@ def plan_matte(options: MatteOptions, method) -> MattePlan:
     guidance = GuidanceSource(options)
     method.check_guidance(guidance.kind)
     check_outputs(options.outputs, method)
-    if options.segmentation is not None and "segmentation" not in getattr(getattr(method, "model", None), "cues", ()):
-        raise MatteError(f"--segmentation: {method.name} takes no segmentation cue")
+    for flag, value in (("--segmentation", options.segmentation), ("--segmenter", options.segmenter)):
+        if value is not None and "segmentation" not in getattr(getattr(method, "model", None), "cues", ()):
+            raise MatteError(f"{flag}: {method.name} takes no segmentation cue")
+    if options.segmenter is not None:
+        from mattecli.inference.segmenter import Segmenter
+
+        guidance.segmenter = Segmenter(options.segmenter, method.device)
     writer = OutputWriter(options)
     method.want_foreground = writer.needs_foreground
     return MattePlan(options, guidance, writer, plan_items(options, guidance))

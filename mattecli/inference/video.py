@@ -212,7 +212,7 @@ class LearnedFrames:
     and exposure-matched per frame first, as for the plate method."""
 
     def __init__(self, method, align: bool = False, exposure: bool = False, segmentation: Path | None = None,
-                 motion_offsets: Sequence[int] = (-40, -20, 20, 40)) -> None:
+                 motion_offsets: Sequence[int] = (-40, -20, 20, 40), segmenter: Path | None = None) -> None:
         from mattecli.inference.plate import PlateAligner
 
         if method.model.guidance != "background":
@@ -225,8 +225,16 @@ class LearnedFrames:
         self.exposure = exposure
         self.aligner = PlateAligner() if align else None
         cues = getattr(method.model, "cues", ())
-        if segmentation is not None and "segmentation" not in cues:
-            raise MatteError(f"--segmentation: {method.name} takes no segmentation cue")
+        for flag, value in (("--segmentation", segmentation), ("--segmenter", segmenter)):
+            if value is not None and "segmentation" not in cues:
+                raise MatteError(f"{flag}: {method.name} takes no segmentation cue")
+        if segmentation is not None and segmenter is not None:
+            raise MatteError("give --segmentation (masks) or --segmenter (a network that makes them), not both")
+        self.segmenter = None
+        if segmenter is not None:
+            from mattecli.inference.segmenter import Segmenter
+
+            self.segmenter = Segmenter(segmenter, method.device)
         self.masks: list[Path] | None = None
         if segmentation is not None:
             from mattecli.io.images import list_images
@@ -247,7 +255,10 @@ class LearnedFrames:
         extra = ""
         if self.motion:
             extra = f", motion cue at frame offsets {', '.join(f'{o:+d}' for o in self.motion_offsets)}"
-        return self.method.describe() + extra + (", segmentation masks" if self.masks else "")
+        seg = ", segmentation masks" if self.masks else ""
+        if self.segmenter is not None:
+            seg = f", segmentation by the '{self.segmenter.family}' network"
+        return self.method.describe() + extra + seg
 
     def _cues(self, index: int, frame: np.ndarray, window: list[np.ndarray] | None) -> dict | None:
         cues: dict = {}
@@ -264,6 +275,10 @@ class LearnedFrames:
                 raise BadInput(self.masks[index], f"mask is {mask.shape[1]}x{mask.shape[0]}, the video "
                                                   f"{frame.shape[1]}x{frame.shape[0]}")
             cues["segmentation"] = soften_mask(mask)
+        elif self.segmenter is not None:
+            from mattecli.families.bgm.cues import soften_mask
+
+            cues["segmentation"] = soften_mask(self.segmenter.mask(frame))
         return cues or None
 
     def stream(self, items: Iterator[tuple]) -> Iterator[tuple[tuple, object]]:
