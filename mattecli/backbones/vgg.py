@@ -47,6 +47,25 @@ def vgg16_features(in_channels: int = 3, return_indices: bool = False,
     return nn.Sequential(*layers)
 
 
+def run_features(features: nn.Sequential, x: torch.Tensor, norms: nn.ModuleDict | None = None
+                 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Size]]:
+    """Run ``vgg16_features(..., return_indices=True)`` on ``x``, each layer whose index (as a
+    string) is in ``norms`` followed by that batch norm; returns the output, every pool's
+    argmax indices and the size each pool saw (what max-unpooling needs)."""
+    indices: list[torch.Tensor] = []
+    sizes: list[torch.Size] = []
+    for i, layer in enumerate(features):
+        if i in POOL_INDICES:
+            sizes.append(x.shape[-2:])
+            x, idx = layer(x)
+            indices.append(idx)
+        else:
+            x = layer(x)
+            if norms is not None and str(i) in norms:
+                x = norms[str(i)](x)
+    return x, indices, sizes
+
+
 class VGG16(nn.Module):
     """The ImageNet classifier, parameter for parameter as torchvision's ``vgg16``."""
 

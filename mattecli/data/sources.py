@@ -9,14 +9,19 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
+from mattecli.data.composite import crop_range, fit_background
 from mattecli.data.manifest import MANIFEST_NAME, read_manifest, resolve
+from mattecli.data.trimap import TrimapSpec, normalise_trimap, random_trimap
 from mattecli.errors import BadInput
 from mattecli.io.images import list_images, probe_image, read_alpha, read_rgb
+from mattecli.seeding import rng_for
 
 
 @dataclass(frozen=True)
@@ -67,6 +72,15 @@ def find_samples(data_dir: str | os.PathLike, backgrounds: str | os.PathLike | N
     if not pool:
         raise BadInput(backgrounds or root, "no background images to composite on")
     return MattingSource(samples, pool)
+
+
+def open_source(data_dir: str | os.PathLike, backgrounds: str | os.PathLike | None = None,
+                check: bool = True) -> MattingSource:
+    """:func:`find_samples`, then (``check``) :func:`check_files` before training starts."""
+    source = find_samples(data_dir, backgrounds)
+    if check:
+        check_files(source)
+    return source
 
 
 def check_files(source: MattingSource) -> None:
@@ -122,3 +136,62 @@ def read_pair(sample: MattingSample) -> tuple[np.ndarray, np.ndarray]:
         raise BadInput(sample.alpha, f"alpha is {alpha.shape[1]}x{alpha.shape[0]}, "
                                      f"its foreground is {fg.shape[1]}x{fg.shape[0]}")
     return fg, alpha
+
+
+def place_background(bg: np.ndarray, width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """``bg`` fitted to width x height at a random place (when it is larger than that):
+    draws x, then y, from ``rng``."""
+    max_x, max_y = crop_range(bg.shape, width, height)
+    return fit_background(bg, width, height, (int(rng.integers(max_x + 1)), int(rng.integers(max_y + 1))))
+
+
+def random_background(pool: Sequence[Path], width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A new training background: one from ``pool`` picked with ``rng``, read and fitted to
+    width x height at a random place (:func:`place_background`); three draws from ``rng``."""
+    return place_background(read_rgb(pool[int(rng.integers(len(pool)))]), width, height, rng)
+
+
+def fixed_background(source: MattingSource, sample: MattingSample, seed: int, stream: str) -> Path:
+    """A validation sample's background: its own when the dataset fixes one, otherwise one from
+    the pool chosen by ``rng_for(seed, stream, sample.name)``, the same on every run."""
+    if sample.bg is not None:
+        return sample.bg
+    pool = source.backgrounds
+    return pool[int(rng_for(seed, stream, sample.name).integers(len(pool)))]
+
+
+def read_merged(sample: MattingSample, width: int, height: int) -> np.ndarray | None:
+    """The dataset's fixed composite of ``sample`` (checked to be width x height), or None
+    when it has none."""
+    if sample.merged is None:
+        return None
+    merged = read_rgb(sample.merged)
+    if merged.shape[:2] != (height, width):
+        raise BadInput(sample.merged, f"is {merged.shape[1]}x{merged.shape[0]}, its alpha is {width}x{height}")
+    return merged
+
+
+def fixed_trimap(sample: MattingSample, alpha: np.ndarray, seed: int, stream: str, spec: TrimapSpec) -> np.ndarray:
+    """A validation sample's trimap: the dataset's trimap file (checked against ``alpha``'s
+    size), otherwise a random trimap from ``rng_for(seed, stream, sample.name)``."""
+    h, w = alpha.shape
+    if sample.trimap is not None:
+        trimap, _ = normalise_trimap(read_alpha(sample.trimap))
+        if trimap.shape != (h, w):
+            raise BadInput(sample.trimap, f"is {trimap.shape[1]}x{trimap.shape[0]}, its alpha is {w}x{h}")
+        return trimap
+    return random_trimap(alpha, rng_for(seed, stream, sample.name), spec)
+
+
+class SourceDataset(Dataset):
+    """A dataset with one item per sample of ``self.source``; the engine calls
+    :meth:`set_epoch` before each epoch, so that training draws can depend on it."""
+
+    source: MattingSource
+    epoch: int = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.source.samples)

@@ -38,9 +38,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from mattecli.data.composite import composite_uint8, crop_range, fit_background
+from mattecli.data.composite import composite_uint8, fit_background
 from mattecli.data.plates import PlateSpec, make_plate
-from mattecli.data.sources import MattingSource, crop_around, image_tensor, read_pair, resize_to
+from mattecli.data.sources import (MattingSource, SourceDataset, crop_around, image_tensor, place_background, read_pair,
+                                   resize_to)
 from mattecli.data.trimap import UNKNOWN, TrimapSpec, ellipse, random_trimap
 from mattecli.errors import BadInput
 from mattecli.families.bgm.cues import (MOTION_OFFSETS, SegmentationSpec, grey_uint8, plate_mask,
@@ -75,7 +76,7 @@ def restrict_to_names(source: MattingSource, names_file: str | os.PathLike | Non
     return MattingSource(kept, source.backgrounds)
 
 
-class BGMAdobeDataset(Dataset):
+class BGMAdobeDataset(SourceDataset):
     """Composites with B', S and M; deterministic in (seed, epoch, index). ``fixed``: validation."""
 
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = tuple(range(576, 801, 32)),
@@ -98,12 +99,6 @@ class BGMAdobeDataset(Dataset):
         self.motion_shift = motion_shift
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.source.samples)
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.source.samples[index]
         rng = rng_for(self.seed, "bgm-val", sample.name) if self.fixed else rng_for(self.seed, "bgm-adobe", self.epoch, index)
@@ -114,9 +109,7 @@ class BGMAdobeDataset(Dataset):
             bg_path = sample.bg
         else:
             bg_path = pool[int(rng.integers(len(pool)))] if pool else sample.bg
-        bg = read_rgb(bg_path)
-        max_x, max_y = crop_range(bg.shape, w, h)
-        bg = fit_background(bg, w, h, (int(rng.integers(max_x + 1)), int(rng.integers(max_y + 1))))
+        bg = place_background(read_rgb(bg_path), w, h, rng)
         if self.base_size:
             s = self.base_size
             fg, alpha, bg = resize_to(fg, s, s), resize_to(alpha, s, s), resize_to(bg, s, s)

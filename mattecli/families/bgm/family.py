@@ -41,69 +41,43 @@ from mattecli.families.bgm.losses import adobe_loss, discriminator_loss, lsgan, 
 from mattecli.families.bgm.model import MOTION_WIRINGS, BackgroundMatting, conv_init, to_signed, to_unit
 from mattecli.seeding import derive_seed
 from mattecli.tensors import crop_to, pad_to_multiple
-from mattecli.train.checkpoints import unwrap
+from mattecli.train.recipe_checks import (bad, check_bools, check_paths, check_sizes, check_stage, int_pair, is_int,
+                                          is_number, network)
 
 STAGES = ("adobe", "real")
 DEFAULT_CROPS = tuple(range(576, 801, 32))
 
 
 def _net(model: nn.Module) -> BackgroundMatting:
-    net = unwrap(model)
-    if not isinstance(net, BackgroundMatting):
-        raise TypeError(f"expected a Background Matting network, got {type(net).__name__}")
-    return net
+    return network(model, BackgroundMatting, "a Background Matting network")
 
 
 def _check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise ValueError(f"bgm stage must be one of {', '.join(STAGES)}, not {stage!r}")
-
-
-def _bad(key: str, value: Any, expected: str) -> MatteError:
-    return MatteError(f"recipe key {key} = {value!r}: expected {expected}")
-
-
-def _int(value: Any, low: int = 1) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= low
-
-
-def _pair(recipe: Mapping[str, Any], key: str, default: tuple[int, int]) -> tuple[int, int]:
-    value = recipe.get(key, default)
-    if _int(value):
-        return (value, value)
-    if not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_int(v) for v in value) or value[0] > value[1]:
-        raise _bad(key, value, "[lo, hi] with 1 <= lo <= hi")
-    return int(value[0]), int(value[1])
+    check_stage(stage, STAGES, "bgm")
 
 
 def check_recipe(recipe: Mapping[str, Any]) -> None:
     for key, low in (("ngf", 1), ("nf_part", 1), ("n_blocks1", 0), ("n_blocks2", 0), ("d_every", 1)):
-        if key in recipe and not _int(recipe[key], low):
-            raise _bad(key, recipe[key], f"an integer >= {low}")
+        if key in recipe and not is_int(recipe[key], low):
+            raise bad(key, recipe[key], f"an integer >= {low}")
     if recipe.get("motion_wiring", "corrected") not in MOTION_WIRINGS:
-        raise _bad("motion_wiring", recipe.get("motion_wiring"), f"one of {', '.join(MOTION_WIRINGS)}")
+        raise bad("motion_wiring", recipe.get("motion_wiring"), f"one of {', '.join(MOTION_WIRINGS)}")
     size = recipe.get("input_size", 512)
-    if not _int(size, 16) or size % 4:
-        raise _bad("input_size", size, "a multiple of 4, at least 16")
-    if not _int(recipe.get("base_size", 800), 0):
-        raise _bad("base_size", recipe.get("base_size"), "an integer >= 0 (0 = keep the sizes)")
-    crops = recipe.get("crop_sizes", list(DEFAULT_CROPS))
-    if not isinstance(crops, (list, tuple)) or not crops or not all(_int(c) for c in crops):
-        raise _bad("crop_sizes", crops, "a list of positive integers")
-    for key in ("flip", "check_files", "plate_shift", "plate_blur"):
-        if key in recipe and not isinstance(recipe[key], bool):
-            raise _bad(key, recipe[key], "true or false")
+    if not is_int(size, 16) or size % 4:
+        raise bad("input_size", size, "a multiple of 4, at least 16")
+    if not is_int(recipe.get("base_size", 800), 0):
+        raise bad("base_size", recipe.get("base_size"), "an integer >= 0 (0 = keep the sizes)")
+    check_sizes("crop_sizes", recipe.get("crop_sizes", list(DEFAULT_CROPS)))
+    check_bools(recipe, ("flip", "check_files", "plate_shift", "plate_blur"))
     for key in ("d_lr", "segmentation_threshold", "cue_scale"):
         value = recipe.get(key, 0.5)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-            raise _bad(key, value, "a positive number")
+        if not is_number(value) or value <= 0:
+            raise bad(key, value, "a positive number")
     if recipe.get("student_init", "random") not in ("random", "teacher"):
-        raise _bad("student_init", recipe.get("student_init"), "random or teacher")
-    for key in ("names", "backgrounds", "teacher", "captures"):
-        if recipe.get(key) is not None and not isinstance(recipe[key], str):
-            raise _bad(key, recipe[key], "a path")
+        raise bad("student_init", recipe.get("student_init"), "random or teacher")
+    check_paths(recipe, ("names", "backgrounds", "teacher", "captures"))
     for key in ("trimap_kernel", "trimap_iterations"):
-        _pair(recipe, key, (1, 1))
+        int_pair(recipe, key, (1, 1))
 
 
 class BGMFamily:
@@ -176,8 +150,8 @@ class BGMFamily:
         return BGMAdobeDataset(
             source, seed=seed, crop_sizes=tuple(recipe.get("crop_sizes", DEFAULT_CROPS)),
             input_size=int(recipe.get("input_size", 512)), base_size=int(recipe.get("base_size", 800)),
-            trimap_spec=TrimapSpec(kernel=_pair(recipe, "trimap_kernel", default.kernel),
-                                   iterations=_pair(recipe, "trimap_iterations", default.iterations)),
+            trimap_spec=TrimapSpec(kernel=int_pair(recipe, "trimap_kernel", default.kernel),
+                                   iterations=int_pair(recipe, "trimap_iterations", default.iterations)),
             plate_spec=PlateSpec(shift=bool(recipe.get("plate_shift", False)), blur=bool(recipe.get("plate_blur", False))),
             segmentation_spec=SegmentationSpec(threshold=float(recipe.get("segmentation_threshold", 0.5)),
                                                scale=float(recipe.get("cue_scale", 1.0))),

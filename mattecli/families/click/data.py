@@ -24,20 +24,17 @@ Every validation pixel is scored (the trimap given to the engine is all unknown)
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from mattecli.data.clicks import (Click, distance_inside, scaled_radius, signed_click_map, split_signed,
                                   truncated_geometric)
-from mattecli.data.composite import composite, composite_uint8, crop_range, fit_background
-from mattecli.data.sources import (MattingSample, MattingSource, crop_around, image_tensor, plane_tensor, read_pair,
-                                   resize_to)
+from mattecli.data.composite import composite, composite_uint8, fit_background
+from mattecli.data.sources import (MattingSource, SourceDataset, crop_around, fixed_background, image_tensor,
+                                   plane_tensor, random_background, read_merged, read_pair, resize_to)
 from mattecli.data.trimap import UNKNOWN
-from mattecli.errors import BadInput
 from mattecli.io.images import read_rgb
 from mattecli.seeding import derive_seed, rng_for
 
@@ -70,7 +67,7 @@ def protocol_start(alpha: np.ndarray) -> list[Click]:
     return clicks
 
 
-class ClickTrainDataset(Dataset):
+class ClickTrainDataset(SourceDataset):
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = (320, 480, 640),
                  input_size: int = 320, flip: bool = True, radius: float = 15.0, geometric_p: float = 1 / 6,
                  max_clicks: int = 10, fg_prob: float = 0.5) -> None:
@@ -85,20 +82,11 @@ class ClickTrainDataset(Dataset):
         self.fg_prob = float(fg_prob)
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.source.samples)
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = rng_for(self.seed, "click-train", self.epoch, index)
         fg, alpha = read_pair(self.source.samples[index])
         h, w = alpha.shape
-        bg_path = self.source.backgrounds[int(rng.integers(len(self.source.backgrounds)))]
-        bg = read_rgb(bg_path)
-        max_x, max_y = crop_range(bg.shape, w, h)
-        bg = fit_background(bg, w, h, (int(rng.integers(max_x + 1)), int(rng.integers(max_y + 1))))
+        bg = random_background(self.source.backgrounds, w, h, rng)
         size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
         if h < size or w < size:
             ratio = max(size / h, size / w)
@@ -120,7 +108,7 @@ class ClickTrainDataset(Dataset):
                 "radius": torch.tensor(self.radius, dtype=torch.float32)}
 
 
-class ClickValDataset(Dataset):
+class ClickValDataset(SourceDataset):
     """Fixed composites, whole images, the protocol's first two clicks; every pixel scored."""
 
     def __init__(self, source: MattingSource, seed: int = 0, radius: float = 15.0, train_size: int = 320) -> None:
@@ -129,25 +117,14 @@ class ClickValDataset(Dataset):
         self.radius = float(radius)
         self.train_size = int(train_size)
 
-    def __len__(self) -> int:
-        return len(self.source.samples)
-
-    def _background(self, sample: MattingSample) -> Path:
-        if sample.bg is not None:
-            return sample.bg
-        pool = self.source.backgrounds
-        return pool[int(rng_for(self.seed, "click-val-bg", sample.name).integers(len(pool)))]
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.source.samples[index]
         fg, alpha = read_pair(sample)
         h, w = alpha.shape
-        if sample.merged is not None:
-            merged = read_rgb(sample.merged)
-            if merged.shape[:2] != (h, w):
-                raise BadInput(sample.merged, f"is {merged.shape[1]}x{merged.shape[0]}, its alpha is {w}x{h}")
-        else:
-            merged = composite_uint8(fg, alpha, fit_background(read_rgb(self._background(sample)), w, h))
+        merged = read_merged(sample, w, h)
+        if merged is None:
+            bg = read_rgb(fixed_background(self.source, sample, self.seed, "click-val-bg"))
+            merged = composite_uint8(fg, alpha, fit_background(bg, w, h))
         alpha_f = alpha.astype(np.float32) / 255.0
         radius = scaled_radius(self.radius, self.train_size, h, w)
         maps = split_signed(signed_click_map(protocol_start(alpha_f), h, w, radius))

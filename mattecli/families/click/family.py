@@ -34,13 +34,13 @@ from mattecli.backbones.resnet import load_imagenet_resnet
 from mattecli.backbones.vgg import read_state_dict
 from mattecli.console import console
 from mattecli.data.clicks import next_click, signed_click_map, split_signed
-from mattecli.data.sources import check_files, find_samples
-from mattecli.errors import MatteError
+from mattecli.data.sources import MattingSource, open_source
 from mattecli.families.click.data import ClickTrainDataset, ClickValDataset
 from mattecli.families.click.losses import laplace_nll, matting_loss, refinement_loss
 from mattecli.families.click.model import ClickMatting, select_patches
 from mattecli.tensors import crop_to, pad_to_multiple
-from mattecli.train.checkpoints import unwrap
+from mattecli.train.recipe_checks import (bad, check_bools, check_paths, check_sizes, check_stage, is_int, is_number,
+                                          network)
 
 STAGES = ("matting", "uncertainty", "refine")
 
@@ -54,60 +54,38 @@ _DEFAULTS: dict[str, Any] = {
 
 
 def _net(model: nn.Module) -> ClickMatting:
-    net = unwrap(model)
-    if not isinstance(net, ClickMatting):
-        raise TypeError(f"expected a click matting network, got {type(net).__name__}")
-    return net
+    return network(model, ClickMatting, "a click matting network")
 
 
 def _check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise ValueError(f"click stage must be one of {', '.join(STAGES)}, not {stage!r}")
-
-
-def _bad(key: str, value: Any, expected: str) -> MatteError:
-    return MatteError(f"recipe key {key} = {value!r}: expected {expected}")
-
-
-def _int(value: Any, lo: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= lo
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    check_stage(stage, STAGES, "click")
 
 
 def check_recipe(recipe: Mapping[str, Any]) -> None:
     """Every family key the recipe sets, checked with a one-line error naming it."""
     get = lambda k: recipe.get(k, _DEFAULTS.get(k))  # noqa: E731
     if get("depth") not in (34, 50):
-        raise _bad("depth", get("depth"), "34 or 50")
+        raise bad("depth", get("depth"), "34 or 50")
     widths = get("decoder_widths")
-    if not isinstance(widths, (list, tuple)) or len(widths) != 5 or not all(_int(w, 1) for w in widths):
-        raise _bad("decoder_widths", widths, "five positive integers (/32 .. full resolution)")
+    if not isinstance(widths, (list, tuple)) or len(widths) != 5 or not all(is_int(w, 1) for w in widths):
+        raise bad("decoder_widths", widths, "five positive integers (/32 .. full resolution)")
     for key, lo in (("refiner_channels", 1), ("patch_size", 4), ("refine_patches", 0), ("input_size", 32),
                     ("global_side", 0), ("max_clicks", 1), ("error_clicks", 0), ("transition_band", 0),
                     ("refine_train_patches", 1)):
-        if not _int(get(key), lo):
-            raise _bad(key, get(key), f"an integer >= {lo}")
+        if not is_int(get(key), lo):
+            raise bad(key, get(key), f"an integer >= {lo}")
     for key in ("click_radius", "sigma_min", "loss_weight_grad", "hard_weight"):
-        if not _number(get(key)) or get(key) < 0 or (key in ("click_radius", "sigma_min") and get(key) <= 0):
-            raise _bad(key, get(key), "a positive number" if key in ("click_radius", "sigma_min") else "a number >= 0")
+        if not is_number(get(key)) or get(key) < 0 or (key in ("click_radius", "sigma_min") and get(key) <= 0):
+            raise bad(key, get(key), "a positive number" if key in ("click_radius", "sigma_min") else "a number >= 0")
     for key in ("geometric_p", "fg_prob", "hard_fraction"):
         v = get(key)
-        if not _number(v) or not 0 <= v <= 1 or (key != "fg_prob" and v == 0):
-            raise _bad(key, v, "a number in (0, 1]" if key != "fg_prob" else "a number in [0, 1]")
-    crops = get("crop_sizes")
-    if not isinstance(crops, (list, tuple)) or not crops or not all(_int(c, 1) for c in crops):
-        raise _bad("crop_sizes", crops, "a list of positive integers")
+        if not is_number(v) or not 0 <= v <= 1 or (key != "fg_prob" and v == 0):
+            raise bad(key, v, "a number in (0, 1]" if key != "fg_prob" else "a number in [0, 1]")
+    check_sizes("crop_sizes", get("crop_sizes"))
     if get("input_size") % 32:
-        raise _bad("input_size", get("input_size"), "a multiple of 32 (the encoder's stride)")
-    for key in ("flip", "check_files"):
-        if key in recipe and not isinstance(recipe[key], bool):
-            raise _bad(key, recipe[key], "true or false")
-    for key in ("backbone_weights", "backgrounds"):
-        if recipe.get(key) is not None and not isinstance(recipe[key], str):
-            raise _bad(key, recipe[key], "a path")
+        raise bad("input_size", get("input_size"), "a multiple of 32 (the encoder's stride)")
+    check_bools(recipe, ("flip", "check_files"))
+    check_paths(recipe, ("backbone_weights", "backgrounds"))
 
 
 class ClickFamily:
@@ -149,11 +127,8 @@ class ClickFamily:
             p.requires_grad_(id(p) in trained)
         return [p for p in net.parameters() if p.requires_grad]
 
-    def _source(self, recipe: Mapping[str, Any], data_dir: str):
-        source = find_samples(data_dir, recipe.get("backgrounds"))
-        if recipe.get("check_files", True):
-            check_files(source)
-        return source
+    def _source(self, recipe: Mapping[str, Any], data_dir: str) -> MattingSource:
+        return open_source(data_dir, recipe.get("backgrounds"), bool(recipe.get("check_files", True)))
 
     def train_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         # losses() gets no recipe: its settings are taken here, on every process, before training

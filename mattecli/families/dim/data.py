@@ -20,22 +20,19 @@ inside it, or one given separately).
 from __future__ import annotations
 
 import math
-from pathlib import Path
 from typing import Sequence
 
 import torch
-from torch.utils.data import Dataset
 
-from mattecli.data.composite import composite, composite_uint8, crop_range, fit_background
-from mattecli.data.trimap import UNKNOWN, TrimapSpec, normalise_trimap, random_trimap
-from mattecli.data.sources import (MattingSample, MattingSource, crop_around, image_tensor, plane_tensor, read_pair,
-                                   resize_to)
-from mattecli.errors import BadInput
-from mattecli.io.images import read_alpha, read_rgb
+from mattecli.data.composite import composite, composite_uint8, fit_background
+from mattecli.data.trimap import UNKNOWN, TrimapSpec, random_trimap
+from mattecli.data.sources import (MattingSource, SourceDataset, crop_around, fixed_background, fixed_trimap,
+                                   image_tensor, plane_tensor, random_background, read_merged, read_pair, resize_to)
+from mattecli.io.images import read_rgb
 from mattecli.seeding import rng_for
 
 
-class DIMTrainDataset(Dataset):
+class DIMTrainDataset(SourceDataset):
     """Random on-the-fly composites, crops and trimaps; deterministic in (seed, epoch, index)."""
 
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = (320, 480, 640),
@@ -50,21 +47,12 @@ class DIMTrainDataset(Dataset):
         self.flip = flip
         self.epoch = 0
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.source.samples)
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = rng_for(self.seed, "dim-train", self.epoch, index)
         fg, alpha = read_pair(self.source.samples[index])
         h, w = alpha.shape
         # A new background each epoch, at a random place when it is larger than the foreground.
-        bg_path = self.source.backgrounds[int(rng.integers(len(self.source.backgrounds)))]
-        bg = read_rgb(bg_path)
-        max_x, max_y = crop_range(bg.shape, w, h)
-        bg = fit_background(bg, w, h, (int(rng.integers(max_x + 1)), int(rng.integers(max_y + 1))))
+        bg = random_background(self.source.backgrounds, w, h, rng)
         # The trimap at the sample's own resolution, as the test trimaps are made.
         trimap = random_trimap(alpha, rng, self.trimap_spec)
         size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
@@ -87,7 +75,7 @@ class DIMTrainDataset(Dataset):
                 "trimap": plane_tensor(trimap)}
 
 
-class DIMValDataset(Dataset):
+class DIMValDataset(SourceDataset):
     """Fixed validation samples: fixed composites, trimaps and (optional) crops."""
 
     def __init__(self, source: MattingSource, seed: int = 0, crop: int | None = None,
@@ -97,32 +85,16 @@ class DIMValDataset(Dataset):
         self.crop = int(crop) if crop else None
         self.trimap_spec = trimap_spec
 
-    def __len__(self) -> int:
-        return len(self.source.samples)
-
-    def _background(self, sample: MattingSample) -> Path:
-        if sample.bg is not None:
-            return sample.bg
-        pool = self.source.backgrounds
-        return pool[int(rng_for(self.seed, "dim-val-bg", sample.name).integers(len(pool)))]
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.source.samples[index]
         fg, alpha = read_pair(sample)
         h, w = alpha.shape
-        bg = fit_background(read_rgb(self._background(sample)), w, h)  # top-left, the published convention
-        if sample.merged is not None:
-            merged = read_rgb(sample.merged)
-            if merged.shape[:2] != (h, w):
-                raise BadInput(sample.merged, f"is {merged.shape[1]}x{merged.shape[0]}, its alpha is {w}x{h}")
-        else:
+        bg = read_rgb(fixed_background(self.source, sample, self.seed, "dim-val-bg"))
+        bg = fit_background(bg, w, h)  # top-left, the published convention
+        merged = read_merged(sample, w, h)
+        if merged is None:
             merged = composite_uint8(fg, alpha, bg)
-        if sample.trimap is not None:
-            trimap, _ = normalise_trimap(read_alpha(sample.trimap))
-            if trimap.shape != (h, w):
-                raise BadInput(sample.trimap, f"is {trimap.shape[1]}x{trimap.shape[0]}, its alpha is {w}x{h}")
-        else:
-            trimap = random_trimap(alpha, rng_for(self.seed, "dim-val-trimap", sample.name), self.trimap_spec)
+        trimap = fixed_trimap(sample, alpha, self.seed, "dim-val-trimap", self.trimap_spec)
         if self.crop and h >= self.crop and w >= self.crop:
             top, left = crop_around(trimap == UNKNOWN, self.crop, rng_for(self.seed, "dim-val-crop", sample.name))
             window = (slice(top, top + self.crop), slice(left, left + self.crop))

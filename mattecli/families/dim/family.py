@@ -25,7 +25,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from mattecli.console import console
-from mattecli.data.sources import check_files, find_samples
+from mattecli.data.sources import MattingSource, open_source
 from mattecli.families.dim.data import DIMTrainDataset, DIMValDataset
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, TrimapSpec
 from mattecli.errors import MatteError
@@ -33,75 +33,46 @@ from mattecli.families.dim.losses import dim_loss
 from mattecli.losses.matting import alpha_prediction_loss, unknown_weight
 from mattecli.families.dim.model import CONV6_VARIANTS, DeepImageMatting
 from mattecli.backbones.vgg import load_imagenet_vgg16, read_state_dict
-from mattecli.train.checkpoints import unwrap
+from mattecli.train.recipe_checks import (bad, check_bools, check_paths, check_sizes, check_stage, int_pair, is_int,
+                                          is_number, network)
 
 STAGES = ("encoder", "refine", "joint")
 
 
 def _net(model: nn.Module) -> DeepImageMatting:
-    """The DIM network inside a DistributedDataParallel (or compile) wrapper."""
-    net = unwrap(model)
-    if not isinstance(net, DeepImageMatting):
-        raise TypeError(f"expected a DIM network, got {type(net).__name__}")
-    return net
+    return network(model, DeepImageMatting, "a DIM network")
 
 
 def _check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise ValueError(f"DIM stage must be one of {', '.join(STAGES)}, not {stage!r}")
-
-
-def _bad(key: str, value: Any, expected: str) -> MatteError:
-    return MatteError(f"recipe key {key} = {value!r}: expected {expected}")
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _pair(recipe: Mapping[str, Any], key: str, default: tuple[int, int]) -> tuple[int, int]:
-    """An inclusive integer range ``[lo, hi]`` (or one integer) from the recipe."""
-    value = recipe.get(key, default)
-    if _positive_int(value):
-        return (value, value)
-    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_positive_int(v) for v in value)
-            or value[0] > value[1]):
-        raise _bad(key, value, "[lo, hi] with 1 <= lo <= hi")
-    return (int(value[0]), int(value[1]))
+    check_stage(stage, STAGES, "DIM")
 
 
 def check_recipe(recipe: Mapping[str, Any]) -> None:
     """Reject the family's recipe values it cannot run, naming the key (one line, no traceback)."""
     conv6 = recipe.get("conv6", "1x1")
     if conv6 not in CONV6_VARIANTS:
-        raise _bad("conv6", conv6, f"one of {', '.join(CONV6_VARIANTS)}")
-    for key in ("batch_norm", "flip", "check_files"):
-        if key in recipe and not isinstance(recipe[key], bool):
-            raise _bad(key, recipe[key], "true or false")
+        raise bad("conv6", conv6, f"one of {', '.join(CONV6_VARIANTS)}")
+    check_bools(recipe, ("batch_norm", "flip", "check_files"))
     if "refine" in recipe and recipe["refine"] is not None and not isinstance(recipe["refine"], bool):
-        raise _bad("refine", recipe["refine"], "true or false")
-    crops = recipe.get("crop_sizes", [320])
-    if not isinstance(crops, (list, tuple)) or not crops or not all(_positive_int(c) for c in crops):
-        raise _bad("crop_sizes", crops, "a list of positive integers")
-    if not _positive_int(recipe.get("input_size", 320)):
-        raise _bad("input_size", recipe.get("input_size"), "a positive integer")
+        raise bad("refine", recipe["refine"], "true or false")
+    check_sizes("crop_sizes", recipe.get("crop_sizes", [320]))
+    if not is_int(recipe.get("input_size", 320)):
+        raise bad("input_size", recipe.get("input_size"), "a positive integer")
     val_crop = recipe.get("val_crop", 0)
-    if not (isinstance(val_crop, int) and not isinstance(val_crop, bool) and val_crop >= 0):
-        raise _bad("val_crop", val_crop, "an integer >= 0 (0 = whole images)")
+    if not is_int(val_crop, 0):
+        raise bad("val_crop", val_crop, "an integer >= 0 (0 = whole images)")
     for key in ("loss_weight_alpha", "loss_weight_refine"):
         value = recipe.get(key, 0.5)
-        if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
-            raise _bad(key, value, "a number >= 0")
+        if not is_number(value) or value < 0:
+            raise bad(key, value, "a number >= 0")
     if float(recipe.get("loss_weight_alpha", 0.5)) > 1:
-        raise _bad("loss_weight_alpha", recipe["loss_weight_alpha"], "a number in [0, 1] (comp gets 1 - it)")
+        raise bad("loss_weight_alpha", recipe["loss_weight_alpha"], "a number in [0, 1] (comp gets 1 - it)")
     for key in ("trimap_kernel", "trimap_iterations"):
-        _pair(recipe, key, (1, 1))
-    for key in ("backbone_weights", "backgrounds"):
-        if recipe.get(key) is not None and not isinstance(recipe[key], str):
-            raise _bad(key, recipe[key], "a path")
+        int_pair(recipe, key, (1, 1))
+    check_paths(recipe, ("backbone_weights", "backgrounds"))
     unknown_value = recipe.get("trimap_unknown_value", 0.5)
-    if not isinstance(unknown_value, (int, float)) or isinstance(unknown_value, bool) or not 0 < unknown_value < 1:
-        raise _bad("trimap_unknown_value", unknown_value, "a number in (0, 1) (0.5; mmagic weights: 0.50196)")
+    if not is_number(unknown_value) or not 0 < unknown_value < 1:
+        raise bad("trimap_unknown_value", unknown_value, "a number in (0, 1) (0.5; mmagic weights: 0.50196)")
 
 
 class DIMFamily:
@@ -147,16 +118,13 @@ class DIMFamily:
                 p.requires_grad_(on)
         return [p for p in net.parameters() if p.requires_grad]
 
-    def _source(self, recipe: Mapping[str, Any], data_dir: str):
-        source = find_samples(data_dir, recipe.get("backgrounds"))
-        if recipe.get("check_files", True):
-            check_files(source)
-        return source
+    def _source(self, recipe: Mapping[str, Any], data_dir: str) -> MattingSource:
+        return open_source(data_dir, recipe.get("backgrounds"), bool(recipe.get("check_files", True)))
 
     def _trimap_spec(self, recipe: Mapping[str, Any]) -> TrimapSpec:
         default = TrimapSpec()
-        return TrimapSpec(kernel=_pair(recipe, "trimap_kernel", default.kernel),
-                          iterations=_pair(recipe, "trimap_iterations", default.iterations))
+        return TrimapSpec(kernel=int_pair(recipe, "trimap_kernel", default.kernel),
+                          iterations=int_pair(recipe, "trimap_iterations", default.iterations))
 
     def train_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         # The protocol's losses() gets no recipe: the loss weights are taken here, where the

@@ -33,7 +33,7 @@ from torch import nn
 
 from mattecli.tensors import crop_to, pad_to_multiple, scatter_unpool  # noqa: F401 - scatter_unpool re-exported
 from mattecli.families.registry import register_family
-from mattecli.backbones.vgg import CONV_INDICES, POOL_INDICES, VGG16_LAYOUT, vgg16_features
+from mattecli.backbones.vgg import CONV_INDICES, VGG16_LAYOUT, run_features, vgg16_features
 
 CONV6_VARIANTS = ("1x1", "3x3", "fc6")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -90,17 +90,7 @@ class Encoder(nn.Module):
         _he(self)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Size]]:
-        indices: list[torch.Tensor] = []
-        sizes: list[torch.Size] = []
-        for i, layer in enumerate(self.features):
-            if i in POOL_INDICES:
-                sizes.append(x.shape[-2:])
-                x, idx = layer(x)
-                indices.append(idx)
-            else:
-                x = layer(x)
-                if self.norms is not None and str(i) in self.norms:
-                    x = self.norms[str(i)](x)
+        x, indices, sizes = run_features(self.features, x, self.norms)
         x = self.conv6(x)
         if self.conv6_norm is not None:
             x = self.conv6_norm(x)

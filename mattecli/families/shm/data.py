@@ -23,20 +23,16 @@ images when present).
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
-from mattecli.data.composite import composite, composite_uint8, crop_range, fit_background
-from mattecli.data.sources import (MattingSample, MattingSource, crop_around, image_tensor, plane_tensor,
-                                   read_pair)
-from mattecli.data.trimap import UNKNOWN, TrimapSpec, normalise_trimap, random_trimap
-from mattecli.errors import BadInput
+from mattecli.data.composite import composite, composite_uint8, fit_background
+from mattecli.data.sources import (MattingSource, SourceDataset, crop_around, fixed_background, fixed_trimap,
+                                   image_tensor, plane_tensor, random_background, read_merged, read_pair)
+from mattecli.data.trimap import UNKNOWN, TrimapSpec, random_trimap
 from mattecli.families.shm.classes import trimap_to_classes
-from mattecli.io.images import read_alpha, read_rgb
+from mattecli.io.images import read_rgb
 from mattecli.seeding import rng_for
 
 STAGES = ("tnet", "mnet", "e2e")
@@ -53,7 +49,7 @@ def resize(arr: np.ndarray, width: int, height: int, nearest: bool = False) -> n
     return cv2.resize(arr, (width, height), interpolation=interp)
 
 
-class SHMTrainDataset(Dataset):
+class SHMTrainDataset(SourceDataset):
     """On-the-fly composites for one stage; deterministic in (seed, stage, epoch, index)."""
 
     def __init__(self, source: MattingSource, stage: str, seed: int = 0, infer_size: int = 400,
@@ -78,19 +74,11 @@ class SHMTrainDataset(Dataset):
             return self.crop * self.infer_size // self.full_size
         return self.crop
 
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def __len__(self) -> int:
-        return len(self.source.samples)
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         rng = rng_for(self.seed, "shm", self.stage, self.epoch, index)
         fg, alpha = read_pair(self.source.samples[index])
         h, w = alpha.shape
-        bg = read_rgb(self.source.backgrounds[int(rng.integers(len(self.source.backgrounds)))])
-        max_x, max_y = crop_range(bg.shape, w, h)
-        bg = fit_background(bg, w, h, (int(rng.integers(max_x + 1)), int(rng.integers(max_y + 1))))
+        bg = random_background(self.source.backgrounds, w, h, rng)
         scale = float(rng.uniform(*self.scale_range))
         side = max(int(round(self.base * scale)), self.crop)
         fg, bg, alpha = resize(fg, side, side), resize(bg, side, side), resize(alpha, side, side)
@@ -123,7 +111,7 @@ class SHMTrainDataset(Dataset):
         return item
 
 
-class SHMValDataset(Dataset):
+class SHMValDataset(SourceDataset):
     """Whole images, fixed composites and trimaps.
 
     ``trimap`` is the region the engine's validation scores: the whole image (all unknown)
@@ -136,32 +124,16 @@ class SHMValDataset(Dataset):
         self.source, self.stage, self.seed = source, stage, int(seed)
         self.trimap_spec = trimap_spec
 
-    def __len__(self) -> int:
-        return len(self.source.samples)
-
-    def _background(self, sample: MattingSample) -> Path:
-        if sample.bg is not None:
-            return sample.bg
-        pool = self.source.backgrounds
-        return pool[int(rng_for(self.seed, "shm-val-bg", sample.name).integers(len(pool)))]
-
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.source.samples[index]
         fg, alpha = read_pair(sample)
         h, w = alpha.shape
-        bg = fit_background(read_rgb(self._background(sample)), w, h)
-        if sample.merged is not None:
-            merged = read_rgb(sample.merged)
-            if merged.shape[:2] != (h, w):
-                raise BadInput(sample.merged, f"is {merged.shape[1]}x{merged.shape[0]}, its alpha is {w}x{h}")
-        else:
+        bg = read_rgb(fixed_background(self.source, sample, self.seed, "shm-val-bg"))
+        bg = fit_background(bg, w, h)
+        merged = read_merged(sample, w, h)
+        if merged is None:
             merged = composite_uint8(fg, alpha, bg)
-        if sample.trimap is not None:
-            trimap, _ = normalise_trimap(read_alpha(sample.trimap))
-            if trimap.shape != (h, w):
-                raise BadInput(sample.trimap, f"is {trimap.shape[1]}x{trimap.shape[0]}, its alpha is {w}x{h}")
-        else:
-            trimap = random_trimap(alpha, rng_for(self.seed, "shm-val-trimap", sample.name), self.trimap_spec)
+        trimap = fixed_trimap(sample, alpha, self.seed, "shm-val-trimap", self.trimap_spec)
         region = trimap if self.stage == "mnet" else np.full_like(trimap, UNKNOWN)
         return {"image": image_tensor(merged), "alpha": plane_tensor(alpha).to(torch.float32) / 255.0,
                 "fg": image_tensor(fg), "bg": image_tensor(bg), "trimap": plane_tensor(region),

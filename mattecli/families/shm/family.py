@@ -31,58 +31,32 @@ from mattecli.backbones.resnet import load_imagenet_resnet
 from mattecli.backbones.vgg import load_imagenet_vgg16
 from mattecli.backbones.weights import read_state_dict
 from mattecli.console import console
-from mattecli.data.sources import check_files, find_samples
+from mattecli.data.sources import MattingSource, open_source
 from mattecli.data.trimap import TrimapSpec
-from mattecli.errors import MatteError
 from mattecli.families.shm.classes import FOREGROUND_CLASS, UNKNOWN_CLASS, classes_to_onehot, trimap_tensor_to_classes
 from mattecli.families.shm.data import STAGES, SHMTrainDataset, SHMValDataset
 from mattecli.families.shm.losses import GAMMA, LAMBDA, prediction_loss, shm_loss, trimap_loss
 from mattecli.families.shm.model import TNET_STRIDE, SemanticHumanMatting
 from mattecli.losses.matting import unknown_weight
-from mattecli.train.checkpoints import unwrap
+from mattecli.train.recipe_checks import (bad, check_bools, check_paths, check_stage, int_pair, is_int, is_number,
+                                          network)
 
 DEFAULTS: dict[str, Any] = {"infer_size": 400, "full_size": 800, "tnet_width": 64, "mnet_width": 64,
                             "tnet_crop": 400, "mnet_crop": 320, "e2e_crop": 800}
 
 
 def _net(model: nn.Module) -> SemanticHumanMatting:
-    net = unwrap(model)
-    if not isinstance(net, SemanticHumanMatting):
-        raise TypeError(f"expected an SHM network, got {type(net).__name__}")
-    return net
+    return network(model, SemanticHumanMatting, "an SHM network")
 
 
 def _check_stage(stage: str) -> None:
-    if stage not in STAGES:
-        raise ValueError(f"SHM stage must be one of {', '.join(STAGES)}, not {stage!r}")
-
-
-def _bad(key: str, value: Any, expected: str) -> MatteError:
-    return MatteError(f"recipe key {key} = {value!r}: expected {expected}")
-
-
-def _positive_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 1
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _pair(recipe: Mapping[str, Any], key: str, default: tuple[int, int]) -> tuple[int, int]:
-    value = recipe.get(key, default)
-    if _positive_int(value):
-        return (value, value)
-    if (not isinstance(value, (list, tuple)) or len(value) != 2 or not all(_positive_int(v) for v in value)
-            or value[0] > value[1]):
-        raise _bad(key, value, "[lo, hi] with 1 <= lo <= hi")
-    return (int(value[0]), int(value[1]))
+    check_stage(stage, STAGES, "SHM")
 
 
 def _int(recipe: Mapping[str, Any], key: str) -> int:
     value = recipe.get(key, DEFAULTS[key])
-    if not _positive_int(value):
-        raise _bad(key, value, "a positive integer")
+    if not is_int(value):
+        raise bad(key, value, "a positive integer")
     return int(value)
 
 
@@ -91,31 +65,27 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     sizes = {key: _int(recipe, key) for key in DEFAULTS}
     for key in ("infer_size", "tnet_crop"):
         if sizes[key] % TNET_STRIDE:
-            raise _bad(key, sizes[key], f"a multiple of {TNET_STRIDE} (the T-Net's output stride)")
+            raise bad(key, sizes[key], f"a multiple of {TNET_STRIDE} (the T-Net's output stride)")
     for key in ("mnet_crop", "e2e_crop"):
         if sizes[key] % 16:
-            raise _bad(key, sizes[key], "a multiple of 16 (the M-Net's four pools)")
+            raise bad(key, sizes[key], "a multiple of 16 (the M-Net's four pools)")
     if sizes["e2e_crop"] * sizes["infer_size"] % (sizes["full_size"] * TNET_STRIDE):
-        raise _bad("e2e_crop", sizes["e2e_crop"], f"a size that e2e_crop * infer_size / full_size turns into a "
+        raise bad("e2e_crop", sizes["e2e_crop"], f"a size that e2e_crop * infer_size / full_size turns into a "
                    f"multiple of {TNET_STRIDE} (the T-Net's input in the e2e stage)")
     scale = recipe.get("scale_range", [0.75, 1.25])
-    if (not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(_number(v) and v > 0 for v in scale)
+    if (not isinstance(scale, (list, tuple)) or len(scale) != 2 or not all(is_number(v) and v > 0 for v in scale)
             or scale[0] > scale[1]):
-        raise _bad("scale_range", scale, "[lo, hi] with 0 < lo <= hi")
-    for key in ("flip", "check_files"):
-        if key in recipe and not isinstance(recipe[key], bool):
-            raise _bad(key, recipe[key], "true or false")
+        raise bad("scale_range", scale, "[lo, hi] with 0 < lo <= hi")
+    check_bools(recipe, ("flip", "check_files"))
     for key in ("trimap_kernel", "trimap_iterations", "tnet_trimap_kernel", "tnet_trimap_iterations"):
-        _pair(recipe, key, (1, 1))
+        int_pair(recipe, key, (1, 1))
     gamma = recipe.get("loss_gamma", GAMMA)
-    if not _number(gamma) or not 0 <= gamma <= 1:
-        raise _bad("loss_gamma", gamma, "a number in [0, 1]")
+    if not is_number(gamma) or not 0 <= gamma <= 1:
+        raise bad("loss_gamma", gamma, "a number in [0, 1]")
     lam = recipe.get("loss_lambda", LAMBDA)
-    if not _number(lam) or lam < 0:
-        raise _bad("loss_lambda", lam, "a number >= 0")
-    for key in ("backbone_weights", "mnet_backbone_weights", "backgrounds"):
-        if recipe.get(key) is not None and not isinstance(recipe[key], str):
-            raise _bad(key, recipe[key], "a path")
+    if not is_number(lam) or lam < 0:
+        raise bad("loss_lambda", lam, "a number >= 0")
+    check_paths(recipe, ("backbone_weights", "mnet_backbone_weights", "backgrounds"))
 
 
 class SHMFamily:
@@ -159,11 +129,8 @@ class SHMFamily:
         self.loss_weights = {"gamma": float(recipe.get("loss_gamma", GAMMA)),
                              "lambda": float(recipe.get("loss_lambda", LAMBDA))}
 
-    def _source(self, recipe: Mapping[str, Any], data_dir: str):
-        source = find_samples(data_dir, recipe.get("backgrounds"))
-        if recipe.get("check_files", True):
-            check_files(source)
-        return source
+    def _source(self, recipe: Mapping[str, Any], data_dir: str) -> MattingSource:
+        return open_source(data_dir, recipe.get("backgrounds"), bool(recipe.get("check_files", True)))
 
     def train_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         # The protocol's losses() gets no recipe: settings are taken here, on every process.
@@ -176,15 +143,15 @@ class SHMFamily:
             full_size=_int(recipe, "full_size"), tnet_crop=_int(recipe, "tnet_crop"),
             mnet_crop=_int(recipe, "mnet_crop"), e2e_crop=_int(recipe, "e2e_crop"),
             scale_range=(float(scale[0]), float(scale[1])), flip=bool(recipe.get("flip", True)),
-            trimap_spec=TrimapSpec(_pair(recipe, "trimap_kernel", (2, 5)), _pair(recipe, "trimap_iterations", (5, 15))),
-            tnet_trimap_spec=TrimapSpec(_pair(recipe, "tnet_trimap_kernel", (10, 10)),
-                                        _pair(recipe, "tnet_trimap_iterations", (1, 1))))
+            trimap_spec=TrimapSpec(int_pair(recipe, "trimap_kernel", (2, 5)), int_pair(recipe, "trimap_iterations", (5, 15))),
+            tnet_trimap_spec=TrimapSpec(int_pair(recipe, "tnet_trimap_kernel", (10, 10)),
+                                        int_pair(recipe, "tnet_trimap_iterations", (1, 1))))
 
     def val_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         stage = str(recipe.get("stage", "e2e"))
         return SHMValDataset(self._source(recipe, data_dir), stage, seed=seed,
-                             trimap_spec=TrimapSpec(_pair(recipe, "trimap_kernel", (2, 5)),
-                                                    _pair(recipe, "trimap_iterations", (5, 15))))
+                             trimap_spec=TrimapSpec(int_pair(recipe, "trimap_kernel", (2, 5)),
+                                                    int_pair(recipe, "trimap_iterations", (5, 15))))
 
     def losses(self, model: nn.Module, batch: Mapping[str, torch.Tensor], stage: str) -> dict[str, torch.Tensor]:
         """Forward pass in training mode and the stage's loss (see the module docstring)."""

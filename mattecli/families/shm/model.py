@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mattecli.backbones.resnet import ResNet
-from mattecli.backbones.vgg import CONV_INDICES, POOL_INDICES, vgg16_features
+from mattecli.backbones.vgg import CONV_INDICES, run_features, vgg16_features
 from mattecli.errors import MatteError
 from mattecli.families.registry import register_family
 from mattecli.families.shm.classes import CLASSES, probabilities_to_trimap, split_probabilities
@@ -105,18 +105,7 @@ class MNetEncoder(nn.Module):
                 nn.init.zeros_(m.bias)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Size]]:
-        indices: list[torch.Tensor] = []
-        sizes: list[torch.Size] = []
-        for i, layer in enumerate(self.features):
-            if i in POOL_INDICES:
-                sizes.append(x.shape[-2:])
-                x, idx = layer(x)
-                indices.append(idx)
-            else:
-                x = layer(x)
-                if str(i) in self.norms:
-                    x = self.norms[str(i)](x)
-        return x, indices, sizes
+        return run_features(self.features, x, self.norms)
 
 
 class MNetDecoder(nn.Module):
