@@ -167,7 +167,6 @@ def main() -> None:
     if args.sheet is not None and P3M.is_dir():
         report["p3m"] = p3m_sheet(trained, args.sheet)
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    metrics = ("sad", "mse", "mad", "sad_unknown", "trimap_acc")
     print("| method | SAD (whole) | MSE (whole) | MAD (whole) | SAD (unknown band) | trimap accuracy |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
