@@ -126,9 +126,7 @@ def load_weights_into(model: torch.nn.Module, state: Mapping[str, torch.Tensor],
     try:
         result = model.load_state_dict(state, strict=False)
     except RuntimeError as exc:  # shape mismatches: a different architecture
-        detail = next((line.strip() for line in str(exc).splitlines() if "size mismatch" in line),
-                      str(exc).splitlines()[0])
-        raise MatteError(f"{source}: weights do not fit this network ({detail[:200]})") from None
+        raise MatteError(f"{source}: weights do not fit this network ({state_dict_problem(exc)})") from None
     if result.unexpected_keys:
         raise MatteError(f"{source}: {len(result.unexpected_keys)} weight(s) do not belong to this network "
                          f"(e.g. {result.unexpected_keys[0]})")

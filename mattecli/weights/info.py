@@ -19,8 +19,8 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
         model = build_model(ckpt["family"], ckpt["model_config"])
     except MatteError as exc:
         raise BadInput(path, str(exc)) from None
-    parameters = sum(int(v.numel()) for k, v in ckpt["model"].items()
-                     if hasattr(v, "numel") and k in dict(model.named_parameters()))
+    names = {name for name, _ in model.named_parameters()}
+    parameters = sum(int(v.numel()) for k, v in ckpt["model"].items() if hasattr(v, "numel") and k in names)
     source = ckpt.get("source")
     if isinstance(source, dict):
         provenance = {"origin": "imported", **{k: source.get(k) for k in ("format", "file", "sha256")}}

@@ -55,11 +55,6 @@ def _plane(arr: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(arr))[None].to(torch.float32) / 255.0
 
 
-def _stack(arr: np.ndarray) -> torch.Tensor:
-    """HxWxC uint8 -> CxHxW float in [0, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1))).to(torch.float32) / 255.0
-
-
 def restrict_to_names(source: MattingSource, names_file: str | os.PathLike | None) -> MattingSource:
     """Only the samples whose name (or foreground file stem) is listed, one a line (the paper's
     269 human foregrounds: ``Data_adobe/train_data_list.txt``)."""
@@ -136,7 +131,7 @@ class BGMAdobeDataset(SourceDataset):
         motion = simulate_motion(fg, alpha, bg, rng, self.motion_frames, self.motion_shift)
         return {"image": image_tensor(image), "fg": image_tensor(fg), "bg": image_tensor(bg),
                 "plate": image_tensor(plate), "alpha": _plane(alpha), "trimap": torch.from_numpy(trimap)[None],
-                "segmentation": _plane(segmentation), "motion": _stack(motion)}
+                "segmentation": _plane(segmentation), "motion": image_tensor(motion)}
 
 
 # --- captures (stage real) ----------------------------------------------------------------
@@ -268,6 +263,6 @@ class BGMCapturesDataset(Dataset):
             image, plate, mask, segmentation, motion, target = (np.ascontiguousarray(a[:, ::-1]) for a in
                                                                 (image, plate, mask, segmentation, motion, target))
         return {"image": image_tensor(image), "plate": image_tensor(plate), "raw_segmentation": _plane(mask),
-                "segmentation": _plane(segmentation), "motion": _stack(motion), "target": image_tensor(target),
+                "segmentation": _plane(segmentation), "motion": image_tensor(motion), "target": image_tensor(target),
                 "shift": torch.tensor(float(rng.random())), "use_target": torch.tensor(float(rng.random() < 0.5)),
                 "epoch": torch.tensor(self.epoch)}

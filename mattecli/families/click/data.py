@@ -29,8 +29,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mattecli.data.clicks import (Click, distance_inside, scaled_radius, signed_click_map, split_signed,
-                                  truncated_geometric)
+from mattecli.data.clicks import Click, click_maps, distance_inside, scaled_radius, truncated_geometric
 from mattecli.data.composite import composite, composite_uint8, fit_background
 from mattecli.data.sources import (MattingSource, SourceDataset, crop_around, fixed_background, image_tensor,
                                    plane_tensor, random_background, read_merged, read_pair, resize_to)
@@ -100,7 +99,7 @@ class ClickTrainDataset(SourceDataset):
             fg, bg, alpha = fg[:, ::-1], bg[:, ::-1], alpha[:, ::-1]
         alpha_f = alpha.astype(np.float32) / 255.0
         clicks = simulate_clicks(alpha_f, rng, self.geometric_p, self.max_clicks, self.fg_prob)
-        maps = split_signed(signed_click_map(clicks, out, out, self.radius))
+        maps = click_maps(clicks, out, out, self.radius)
         fg_t, bg_t = image_tensor(fg), image_tensor(bg)
         alpha_t = torch.from_numpy(np.ascontiguousarray(alpha_f))[None]
         return {"image": composite(fg_t, alpha_t, bg_t), "alpha": alpha_t, "clicks": torch.from_numpy(maps),
@@ -127,6 +126,6 @@ class ClickValDataset(SourceDataset):
             merged = composite_uint8(fg, alpha, fit_background(bg, w, h))
         alpha_f = alpha.astype(np.float32) / 255.0
         radius = scaled_radius(self.radius, self.train_size, h, w)
-        maps = split_signed(signed_click_map(protocol_start(alpha_f), h, w, radius))
+        maps = click_maps(protocol_start(alpha_f), h, w, radius)
         return {"image": image_tensor(merged), "alpha": torch.from_numpy(alpha_f)[None],
                 "clicks": torch.from_numpy(maps), "trimap": plane_tensor(np.full((h, w), UNKNOWN, np.uint8))}
