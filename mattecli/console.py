@@ -30,6 +30,16 @@ class RateColumn(ProgressColumn):
         return Text(f"{1 / speed:.1f} s/{self.unit}", style="cyan")
 
 
+def print_failures(failures: list[tuple[str, str]]) -> None:
+    """The batch commands' table of failed inputs, names made printable (see :func:`printable`)."""
+    from rich.table import Table
+
+    table = Table("input", "problem", title="failed", title_style="bold red")
+    for name, problem in failures:
+        table.add_row(printable(name), printable(problem))
+    console.print(table)
+
+
 def printable(text: str) -> str:
     """A file name fit for a table: bytes that are not UTF-8 (kept by Python as lone surrogates,
     which a terminal cannot show and rich cannot measure) become U+FFFD, one column each."""

@@ -60,12 +60,10 @@ def register(app: typer.Typer) -> None:
         max_pixels: Optional[int] = max_pixels_option(),
     ) -> None:
         """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
-        from rich.table import Table
-
         from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
         from mattecli.errors import MatteError
         from mattecli.shards import parse_shard
-        from mattecli.console import console, printable, progress
+        from mattecli.console import console, print_failures, progress
         from mattecli.inference.batch import OUTPUT_KINDS, MatteOptions, plan_matte, run_matte
         from mattecli.inference.clicks import DEFAULT_RADIUS
         from mattecli.inference.methods import build_method
@@ -98,8 +96,5 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]warning:[/] clicks for {len(summary.unused_clicks)} name(s) matched no image: "
                           f"{', '.join(summary.unused_clicks[:5])}")
         if summary.failures:
-            table = Table("input", "problem", title="failed", title_style="bold red")
-            for name, problem in summary.failures:
-                table.add_row(printable(name), printable(problem))
-            console.print(table)
+            print_failures(summary.failures)
             raise typer.Exit(1)

@@ -24,9 +24,7 @@ def register(app: typer.Typer) -> None:
         shard: str = typer.Option("1/1", "--shard", help="I/N: process only block I of N (1-based)."),
     ) -> None:
         """Predict trimaps (background 0, unknown 128, foreground 255) with a trimap-free network."""
-        from rich.table import Table
-
-        from mattecli.console import console, progress
+        from mattecli.console import console, print_failures, progress
         from mattecli.errors import MatteError
         from mattecli.inference.batch import MatteOptions, plan_matte, run_matte
         from mattecli.inference.methods import build_method
@@ -45,8 +43,5 @@ def register(app: typer.Typer) -> None:
         console.print(f"{summary.done} trimaps written, {summary.skipped} skipped (exist; --overwrite to redo), "
                       f"{len(summary.failures)} failed of {summary.total} in {out}")
         if summary.failures:
-            table = Table("input", "problem", title="failed", title_style="bold red")
-            for name, problem in summary.failures:
-                table.add_row(name, problem)
-            console.print(table)
+            print_failures(summary.failures)
             raise typer.Exit(1)

@@ -206,8 +206,6 @@ class GuidanceSource:
                             ("--align", options.align)):
             if value and self.kind != "background":
                 raise MatteError(f"{flag} goes with --background")
-        if options.segmentation is not None and options.segmenter is not None:
-            raise MatteError("give --segmentation (masks) or --segmenter (a network that makes them), not both")
         self.segmenter = None  # a mattecli.inference.segmenter.Segmenter, set by plan_matte on the method's device
         self.align = options.align
         self.segmentation = GuidanceFiles(options.segmentation, "segmentation mask") if options.segmentation else None
@@ -221,16 +219,10 @@ class GuidanceSource:
         script softens its person masks), or None."""
         if self.segmentation is None and self.segmenter is None:
             return None
-        from mattecli.families.bgm.cues import soften_mask
+        from mattecli.inference.segmenter import segmentation_cue
 
-        if self.segmenter is not None:
-            return {"segmentation": soften_mask(self.segmenter.mask(image))}
-        path = self.segmentation.find(item)
-        mask = read_alpha(path)
-        if mask.shape != image.shape[:2]:
-            raise BadInput(path, f"mask is {mask.shape[1]}x{mask.shape[0]} but {item.rel} is "
-                                 f"{image.shape[1]}x{image.shape[0]}")
-        return {"segmentation": soften_mask(mask)}
+        path = None if self.segmenter is not None else self.segmentation.find(item)
+        return {"segmentation": segmentation_cue(image, self.segmenter, path, str(item.rel))}
 
     def load(self, item: Item, image: np.ndarray) -> np.ndarray | list[Click] | None:
         h, w = image.shape[:2]
@@ -370,13 +362,10 @@ def plan_matte(options: MatteOptions, method) -> MattePlan:
     guidance = GuidanceSource(options)
     method.check_guidance(guidance.kind)
     check_outputs(options.outputs, method)
-    for flag, value in (("--segmentation", options.segmentation), ("--segmenter", options.segmenter)):
-        if value is not None and "segmentation" not in getattr(getattr(method, "model", None), "cues", ()):
-            raise MatteError(f"{flag}: {method.name} takes no segmentation cue")
-    if options.segmenter is not None:
-        from mattecli.inference.segmenter import Segmenter
+    if options.segmentation is not None or options.segmenter is not None:
+        from mattecli.inference.segmenter import segmenter_for
 
-        guidance.segmenter = Segmenter(options.segmenter, method.device)
+        guidance.segmenter = segmenter_for(method, options.segmentation, options.segmenter)
     writer = OutputWriter(options)
     method.want_foreground = writer.needs_foreground
     return MattePlan(options, guidance, writer, plan_items(options, guidance))

@@ -225,16 +225,9 @@ class LearnedFrames:
         self.exposure = exposure
         self.aligner = PlateAligner() if align else None
         cues = getattr(method.model, "cues", ())
-        for flag, value in (("--segmentation", segmentation), ("--segmenter", segmenter)):
-            if value is not None and "segmentation" not in cues:
-                raise MatteError(f"{flag}: {method.name} takes no segmentation cue")
-        if segmentation is not None and segmenter is not None:
-            raise MatteError("give --segmentation (masks) or --segmenter (a network that makes them), not both")
-        self.segmenter = None
-        if segmenter is not None:
-            from mattecli.inference.segmenter import Segmenter
+        from mattecli.inference.segmenter import segmenter_for
 
-            self.segmenter = Segmenter(segmenter, method.device)
+        self.segmenter = segmenter_for(method, segmentation, segmenter)
         self.masks: list[Path] | None = None
         if segmentation is not None:
             from mattecli.io.images import list_images
@@ -264,21 +257,13 @@ class LearnedFrames:
         cues: dict = {}
         if window is not None:
             cues["motion"] = np.stack(window, axis=2)
-        if self.masks is not None:
-            from mattecli.families.bgm.cues import soften_mask
-            from mattecli.io.images import read_alpha
+        if self.masks is not None or self.segmenter is not None:
+            from mattecli.inference.segmenter import segmentation_cue
 
-            if index >= len(self.masks):
+            if self.masks is not None and index >= len(self.masks):
                 raise BadInput(self.masks[0].parent, f"has {len(self.masks)} masks; the video has more frames")
-            mask = read_alpha(self.masks[index])
-            if mask.shape != frame.shape[:2]:
-                raise BadInput(self.masks[index], f"mask is {mask.shape[1]}x{mask.shape[0]}, the video "
-                                                  f"{frame.shape[1]}x{frame.shape[0]}")
-            cues["segmentation"] = soften_mask(mask)
-        elif self.segmenter is not None:
-            from mattecli.families.bgm.cues import soften_mask
-
-            cues["segmentation"] = soften_mask(self.segmenter.mask(frame))
+            path = None if self.masks is None else self.masks[index]
+            cues["segmentation"] = segmentation_cue(frame, self.segmenter, path, "the video")
         return cues or None
 
     def stream(self, items: Iterator[tuple]) -> Iterator[tuple[tuple, object]]:
