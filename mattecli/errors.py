@@ -18,6 +18,12 @@ class BadInput(MatteError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """An exception's first non-empty line (or its type's name), cut to ``limit`` for a one-line message."""
+    text = str(exc).strip()
+    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+
+
 def describe_os_error(exc: BaseException) -> str:
     """``No space left on device`` -> ``no space left on device``: the cause as the end of a sentence."""
     text = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__

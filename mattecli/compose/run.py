@@ -173,7 +173,6 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
 
     fingerprint = _fingerprint(o, plan_digest(foregrounds, plan))
     atomic.ensure_folder(o.out)
-    state.check_output_folders(o.out)
     lock = state.RunLock(o.out)
     try:
         if lock.try_exclusive():  # alone in this folder: safe to clean up after killed runs
@@ -224,10 +223,10 @@ def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None)
             raise
         finally:
             with state.exclusive(o.out):
-                summary.manifest_records = state.rebuild_manifest(o.out, foregrounds, plan, o.trimaps, o.plates)
+                listed = state.rebuild_manifest(o.out, foregrounds, plan, o.trimaps, o.plates)
+                summary.manifest_records = len(listed)
                 failed = {name for name, _ in summary.failures}
-                summary.missing = [c.name for c in mine if c.name not in failed and not
-                                   state.is_done(o.out, foregrounds[c.fg], c, o.trimaps, o.plates)]
+                summary.missing = [c.name for c in mine if c.name not in failed and c.name not in listed]
                 state.write_card(o.out, _card(o, fingerprint, foregrounds, source, plan, per_fg,
                                               summary.manifest_records))
             summary.seconds = time.perf_counter() - started

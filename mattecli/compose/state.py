@@ -148,17 +148,18 @@ def remove_foreground_files(out: Path, foregrounds: list[Foreground]) -> None:
 
 
 def rebuild_manifest(out: Path, foregrounds: list[Foreground], plan: list[Composite], trimaps: bool,
-                     plates: bool) -> int:
-    """Write manifest.json from the done composites of the full plan; returns how many it lists."""
-    records = []
+                     plates: bool) -> set[str]:
+    """Write manifest.json from the done composites of the full plan; returns the names it lists."""
+    records, listed = [], set()
     for c in plan:
         fg = foregrounds[c.fg]
         if not is_done(out, fg, c, trimaps, plates):
             continue
         paths = composite_outputs(c.name, trimaps, plates)
         records.append(Record(alpha_path=fg.alpha_out, fg_path=fg.fg_out, bg_source=c.bg_name, **paths))
+        listed.add(c.name)
     write_manifest(out, records)
-    return len(records)
+    return listed
 
 
 def write_card(out: Path, card: dict) -> None:

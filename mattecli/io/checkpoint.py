@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from mattecli.errors import BadInput, CannotWrite
+from mattecli.errors import BadInput, CannotWrite, first_line
 from mattecli.io import atomic
 
 REQUIRED_KEYS = ("family", "model_config", "model")
@@ -37,8 +37,7 @@ def _save_failure(tmp: Path, exc: RuntimeError) -> str:
             return "no space left on device"
     except OSError:
         pass
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"torch.save failed ({first[:160]})"
+    return f"torch.save failed ({first_line(exc)})"
 
 
 def load_torch_file(path: str | os.PathLike, what: str, map_location: str | torch.device = "cpu") -> Any:
@@ -57,8 +56,7 @@ def load_torch_file(path: str | os.PathLike, what: str, map_location: str | torc
         if "Weights only load failed" in text:
             raise BadInput(path, f"refused: loading this {what} would run code from the file "
                                  f"({_unpickler_reason(text)}); mattecli loads only tensors and plain values") from None
-        first = text.splitlines()[0] if text else type(exc).__name__
-        raise BadInput(path, f"not a loadable {what} ({first[:160]})") from None
+        raise BadInput(path, f"not a loadable {what} ({first_line(exc)})") from None
 
 
 def _unpickler_reason(text: str) -> str:

@@ -26,7 +26,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from mattecli.errors import BadInput, MatteError
+from mattecli.errors import BadInput, MatteError, first_line
 
 #: (module, name) pairs a checkpoint may name; every one only builds data.
 _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
@@ -190,10 +190,10 @@ def read_foreign_checkpoint(path: str | os.PathLike) -> ForeignCheckpoint:
     try:
         payload = torch.load(path, map_location="cpu", pickle_module=module, weights_only=False, mmap=False)
     except Exception as exc:  # noqa: BLE001 - any failure of a foreign file reads as one line
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         dropped = list(dict.fromkeys(module.dropped))
         extra = f"; it names {', '.join(dropped[:3])}, which were not run" if dropped else ""
-        raise BadInput(path, f"not a readable torch checkpoint ({first[:160]}){extra}") from None
+        raise BadInput(path, f"not a readable torch checkpoint ({first}){extra}") from None
     return ForeignCheckpoint(path, _scrub(payload), list(module.dropped), file_sha256(path))
 
 
