@@ -261,7 +261,13 @@ def register(app: typer.Typer) -> None:
                                                  "--data, or the positional folder as images with --gt."),
         target_sad: float = typer.Option(1.0, "--target-sad", min=0.0,
                                          help="With --simulate-clicks: report the clicks needed to reach this SAD."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="With --simulate-clicks: SAD-against-clicks plot (PNG)."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="With --simulate-clicks: SAD-against-clicks plot (PNG); "
+                                                                 "for a video: per-frame error plot (PNG)."),
+        video: bool = typer.Option(False, "--video",
+                                   help="PRED and --gt are clips (video files or folders of frames, in name order): "
+                                        "MAD, MSE, Grad, Conn, dtSSD, MESSDdt per frame, RVM's conventions "
+                                        "(--metrics picks from mad,mse,grad,conn,dtssd,messddt). "
+                                        "Implied when PRED is a video file."),
         sheet: Optional[Path] = typer.Option(None, "--sheet",
                                              help="With --simulate-clicks: contact sheet of clicks, alpha and "
                                                   "uncertainty heat map (PNG)."),
@@ -277,6 +283,17 @@ def register(app: typer.Typer) -> None:
         from mattecli.errors import MatteError
 
         apply_max_pixels(max_pixels)
+        from mattecli.cli.eval_video import is_video_input, run_video_eval
+
+        if is_video_input(pred_dir, video):
+            run_video_eval(pred_dir, gt, None if metrics == "sad,mse,grad,conn" else metrics, json_path, csv_path,
+                           plot, worst, trimap=trimap, data=data, weights=weights, device=device,
+                           batch_size=batch_size, simulate_clicks=simulate_clicks or None,
+                           sheet=sheet, refine_patches=refine_patches, infer_size=infer_size,
+                           workers=workers or None, skip_missing=skip_missing or None,
+                           convention=None if convention == "matlab" else convention,
+                           region=None if region in ("unknown", "all") else region)
+            return
         if simulate_clicks:
             _simulate_clicks(simulate_clicks, pred_dir, gt, trimap, data, weights, device or "auto", batch_size or 1,
                              refine_patches,
