@@ -33,6 +33,7 @@ import numpy as np
 
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, UNKNOWN, ellipse
 from mattecli.inference.linalg import symmetric3x3_adjugate
+from mattecli.inference.temporal import TemporalFilter, TemporalSettings
 
 
 @dataclass(frozen=True)
@@ -485,13 +486,25 @@ class PlateResult:
 
 class PlateMatting:
     """The weights-free method of ``mattecli video``: frame + plate -> alpha, F. (``matte --background``
-    instead refines ``trimap_from_plate`` by closed form.)"""
+    instead refines ``trimap_from_plate`` by closed form.)
 
-    def __init__(self, settings: PlateSettings = PlateSettings(), align: bool = False, exposure: bool = False) -> None:
+    Frames are expected in order: ``temporal`` (on by default, strength 0 = off) carries the
+    previous frame's matte and foreground where the frame did not change
+    (:mod:`mattecli.inference.temporal`); :meth:`reset` starts a new clip.
+    """
+
+    def __init__(self, settings: PlateSettings = PlateSettings(), align: bool = False, exposure: bool = False,
+                 temporal: TemporalSettings = TemporalSettings()) -> None:
         self.settings = settings
         self.align = align
         self.exposure = exposure
         self.aligner = PlateAligner() if align else None
+        self.temporal = TemporalFilter(temporal)
+        self._previous_homography: np.ndarray | None = None
+
+    def reset(self) -> None:
+        self.temporal.reset()
+        self._previous_homography = None
 
     def __call__(self, frame: np.ndarray, plate: np.ndarray) -> PlateResult:
         _check_pair(frame, plate, self.align)
@@ -500,4 +513,17 @@ class PlateMatting:
             used, alignment = prepare_plate(frame, plate, self.align, self.exposure, self.settings, self.aligner)
         alpha = alpha_from_plate(frame, used, self.settings)
         fg = foreground_from_plate(frame, used, alpha, self.settings.fg_min_alpha)
+        if self.temporal.enabled:
+            alpha, fg = self.temporal(frame, alpha, fg, self._frame_motion(alignment))
         return PlateResult(alpha, fg, used, alignment)
+
+    def _frame_motion(self, alignment: Alignment | None) -> np.ndarray | None:
+        """Homography from the previous frame to this one: identity for a fixed camera, the
+        composition of the two plate alignments for a moving one, None when unknown."""
+        if alignment is None:
+            return np.eye(3)
+        previous = self._previous_homography
+        self._previous_homography = alignment.homography if alignment.found else None
+        if previous is None or not alignment.found:
+            return None
+        return alignment.homography @ np.linalg.inv(previous)

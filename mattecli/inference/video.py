@@ -391,6 +391,8 @@ def _run_locked(job: VideoJob, method: FrameMethod | Callable, kinds_t: tuple[st
                 start: float, info: VideoInfo, progress: Callable[[int], None] | None,
                 on_frame_result: Callable[[np.ndarray, object], None] | None) -> VideoReport:
     check_plate(job, info, getattr(method, "align", False))
+    if hasattr(method, "reset"):
+        method.reset()  # a method with temporal state starts the clip afresh
     colour = np.empty((info.height, info.width, 3), np.uint8)
     colour[:] = job.bg_colour
     background = job.background or StillSource(colour)
