@@ -1,6 +1,7 @@
 """Weights-free plate matting on 720p clips with a known plate and known alpha, over time.
 
     python benchmarks/bench_plate_clips.py [--frames 10] [--weights RUN/best.pt] [--video-frames 60]
+                                           [--data ../shared/data/real] [--clips distinct,still,...]
 
 Seven 1280x720 clips, each hard in its own way; the subject moves 6 px a frame unless still:
 
@@ -50,7 +51,7 @@ from mattecli.metrics.video import dtssd, messddt
 W, H = 1280, 720
 NEAR_PX = 15
 STEP_PX = 6
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"  # --data overrides it
 KEY_LOWS = (3.0, 6.0, 10.0, 15.0, 20.0, 30.0)
 KEY_WIDTHS = (5.0, 10.0, 20.0, 40.0)
 
@@ -247,7 +248,9 @@ def main() -> None:
     parser.add_argument("--weights", default=None, help="a bgm checkpoint to score beside the weights-free methods")
     parser.add_argument("--video-frames", type=int, default=60)
     parser.add_argument("--clips", default=None, help="comma-separated subset of the clip names")
+    parser.add_argument("--data", type=Path, default=REAL, help="the shared real data (alphamatting, bgmatting_v1)")
     args = parser.parse_args()
+    globals()["REAL"] = args.data
     kinds = ["distinct", "similar", "hair", "misaligned", "still (real)", "hand-held (real)", "close colour (real)"]
     if args.clips:
         kinds = [k for k in kinds if k.split(" ")[0] in args.clips.split(",")]

@@ -77,7 +77,8 @@ def test_background_network_runs_in_batches_of_frames(clip, tmp_path, capsys, mo
     PlateStandIn.calls.clear()
     out = tmp_path / "out"
     code, err = run_cli([src, "--background", plate_path, "--out", out, "--weights", folder / "video_plate_standin.pt",
-                         "--batch-size", "3", "--device", "cpu", "--output", "alpha,rgba,comp", "--no-sheet"],
+                         "--batch-size", "3", "--device", "cpu", "--output", "alpha,rgba,comp", "--no-sheet",
+                         "--temporal-strength", "0"],
                         capsys, monkeypatch)
     assert code == 0, err
     flat = " ".join(err.split())

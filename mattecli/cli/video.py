@@ -35,6 +35,10 @@ def register(app: typer.Typer) -> None:
                                             help="Match the plate's exposure to each frame (bias and gain)."),
         low: float = typer.Option(16.0, "--low", min=0, help="Colour distance (0-255) at or below which alpha is 0."),
         high: float = typer.Option(48.0, "--high", min=1, help="Colour distance at or above which alpha is 1."),
+        temporal: float = typer.Option(0.8, "--temporal-strength", min=0.0, max=0.99,
+                                       help="Temporal stability: weight of the previous frame's matte and foreground "
+                                            "where the frame did not change (0 = each frame on its own); where it "
+                                            "changed, the new frame decides alone (no lag on motion)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (else skipped)."),
         sheet: bool = typer.Option(True, "--sheet/--no-sheet",
                                    help="Also write <stem>_sheet.png: a few frames with alpha and composite."),
@@ -64,6 +68,7 @@ def register(app: typer.Typer) -> None:
         """
         from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
         from mattecli.errors import BadInput, MatteError
+        from mattecli.inference.temporal import TemporalSettings
         from mattecli.inference.video import ALPHA_FORMATS, OUTPUT_KINDS, RGBA_FORMATS
 
         apply_max_pixels(max_pixels)
@@ -101,19 +106,21 @@ def register(app: typer.Typer) -> None:
             learned = LearnedFrames(build_method(weights, "classical", device or "auto", batch_size or 4,
                                                  precision or "fp32"),
                                     align=align, exposure=match_exposure, segmentation=segmentation,
-                                    motion_offsets=offsets, segmenter=segmenter)
+                                    motion_offsets=offsets, segmenter=segmenter,
+                                    temporal=TemporalSettings(strength=temporal))
         _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
-             align, match_exposure, low, high, overwrite, sheet, learned)
+             align, match_exposure, low, high, overwrite, sheet, learned, temporal)
 
 
 def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colour: tuple[int, int, int],
          bg_image: Path | None, bg_video: Path | None, rgba_format: str, alpha_format: str,
          align: bool, match_exposure: bool, low: float, high: float, overwrite: bool, sheet: bool,
-         learned: object | None = None) -> None:
+         learned: object | None = None, temporal: float = 0.8) -> None:
     from rich.table import Table
 
     from mattecli.console import console, progress
     from mattecli.inference.plate import PlateMatting, PlateSettings
+    from mattecli.inference.temporal import TemporalSettings
     from mattecli.inference.video import (VideoJob, background_source, check_plate, fps_text, plate_source,
                                           run_video)
     from mattecli.io.images import check_pixels
@@ -126,11 +133,13 @@ def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colou
                    background=(background_source(bg_image or bg_video, size) if (bg_image or bg_video) else None),
                    bg_colour=colour, rgba_format=rgba_format, alpha_format=alpha_format, overwrite=overwrite)
     check_plate(job, info, align)  # before any output
-    extras = f"{' + alignment' if align else ''}{' + exposure matching' if match_exposure else ''}"
+    extras = (f"{' + alignment' if align else ''}{' + exposure matching' if match_exposure else ''}"
+              f"{f' + temporal filter (strength {temporal:g})' if temporal > 0 else ''}")
     if learned is not None:
         method, described = learned, f"{learned.describe()}{extras}"
     else:
-        method = PlateMatting(PlateSettings(low=low, high=high), align=align, exposure=match_exposure)
+        method = PlateMatting(PlateSettings(low=low, high=high), align=align, exposure=match_exposure,
+                              temporal=TemporalSettings(strength=temporal))
         described = f"method: background plate{extras} on cpu"
     console.print(f"[bold]{input.name}[/]: {info.width}x{info.height}, {fps_text(info.fps)} fps, "
                   f"audio {info.audio_codec or 'none'}; {described}")

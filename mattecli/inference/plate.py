@@ -500,11 +500,9 @@ class PlateMatting:
         self.exposure = exposure
         self.aligner = PlateAligner() if align else None
         self.temporal = TemporalFilter(temporal)
-        self._previous_homography: np.ndarray | None = None
 
     def reset(self) -> None:
         self.temporal.reset()
-        self._previous_homography = None
 
     def __call__(self, frame: np.ndarray, plate: np.ndarray) -> PlateResult:
         _check_pair(frame, plate, self.align)
@@ -514,16 +512,5 @@ class PlateMatting:
         alpha = alpha_from_plate(frame, used, self.settings)
         fg = foreground_from_plate(frame, used, alpha, self.settings.fg_min_alpha)
         if self.temporal.enabled:
-            alpha, fg = self.temporal(frame, alpha, fg, self._frame_motion(alignment))
+            alpha, fg = self.temporal(frame, alpha, fg, self.temporal.frame_motion(alignment))
         return PlateResult(alpha, fg, used, alignment)
-
-    def _frame_motion(self, alignment: Alignment | None) -> np.ndarray | None:
-        """Homography from the previous frame to this one: identity for a fixed camera, the
-        composition of the two plate alignments for a moving one, None when unknown."""
-        if alignment is None:
-            return np.eye(3)
-        previous = self._previous_homography
-        self._previous_homography = alignment.homography if alignment.found else None
-        if previous is None or not alignment.found:
-            return None
-        return alignment.homography @ np.linalg.inv(previous)

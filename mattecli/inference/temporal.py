@@ -54,6 +54,19 @@ class TemporalFilter:
         self._guide: np.ndarray | None = None
         self._alpha: np.ndarray | None = None
         self._fg: np.ndarray | None = None
+        self._homography: np.ndarray | None = None
+
+    def frame_motion(self, alignment: object | None) -> np.ndarray | None:
+        """Homography from the previous frame to this one, from the plate alignments (objects
+        with ``found`` and ``homography``, plate -> frame): the identity for a fixed camera
+        (``alignment`` None), their composition for a moving one, None when either is missing."""
+        if alignment is None:
+            return np.eye(3)
+        previous = self._homography
+        self._homography = alignment.homography if alignment.found else None
+        if previous is None or not alignment.found:
+            return None
+        return alignment.homography @ np.linalg.inv(previous)
 
     @property
     def enabled(self) -> bool:
