@@ -68,7 +68,7 @@ def test_the_filter_is_deterministic_and_restarts_on_reset():
 
 
 def test_the_gate_follows_the_formula_and_the_camera_motion():
-    s = TemporalSettings(strength=0.8, still=3.0, moving=10.0, blur=0.0)
+    s = TemporalSettings(strength=0.8, still=3.0, moving=10.0, blur=0.0, reach=0)
     f = TemporalFilter(s)
     frame0 = np.full((8, 12, 3), 100, np.uint8)
     frame1 = frame0.copy()
@@ -80,8 +80,14 @@ def test_the_gate_follows_the_formula_and_the_camera_motion():
     w_right = 0.8 * (10 - 6) / (10 - 3)
     assert out[:, :5] == pytest.approx(0.8 * 0.2 + 0.2 * 0.6, abs=1e-6)  # unchanged: weight 0.8
     assert out[:, 7:] == pytest.approx(w_right * 0.2 + (1 - w_right) * 0.6, abs=1e-6)
+    # With reach 4 (2 px at half resolution) the change also gates its neighbours.
+    near = TemporalFilter(TemporalSettings(strength=0.8, still=3.0, moving=10.0, blur=0.0, reach=4))
+    near(frame0, a0, fg)
+    out, _ = near(frame1, a1, fg)
+    assert out[:, 3] == pytest.approx(w_right * 0.2 + (1 - w_right) * 0.6, abs=1e-6)  # 3 px from the change
+    assert out[:, 0] == pytest.approx(0.8 * 0.2 + 0.2 * 0.6, abs=1e-6)
     # A camera that moved 2 px right: the previous matte is carried along before blending.
-    g = TemporalFilter(TemporalSettings(strength=0.5, blur=0.0))
+    g = TemporalFilter(TemporalSettings(strength=0.5, blur=0.0, reach=0))
     texture = cv2.resize(np.random.default_rng(0).integers(0, 255, (8, 10, 3), dtype=np.uint8), (40, 32),
                          interpolation=cv2.INTER_NEAREST)
     prev_alpha = np.zeros((32, 40), np.float32)

@@ -11,8 +11,9 @@ decision must be taken at once, or the matte lags behind the motion.
     w(x) = strength * clip((moving - c(x)) / (moving - still), 0, 1)
     alpha_t(x) = w(x) alpha_t-1(x) + (1 - w(x)) alpha_new(x)   (the same for F where 0 < alpha < 1)
 
-with c(x) the max-channel difference of the current and previous frames after a small blur at
-half resolution (sensor noise averages out; a real change does not). In a still region the
+with c(x) the largest max-channel difference of the current and previous frames within ``reach``
+px of x, after a small blur at half resolution (sensor noise averages out; a real change does
+not; a pixel's matte depends on its neighbourhood, so a change nearby counts). In a still region the
 matte becomes a running mean over the last ~1 / (1 - strength) frames; a pixel whose colour
 changed by ``moving`` grey levels or more gets the new frame's decision unfiltered. With a
 moving camera the previous frame, matte and foreground are first warped by the frame-to-frame
@@ -35,6 +36,9 @@ class TemporalSettings:
     still: float = 3.0  # blurred frame change at or below which a pixel is unchanged
     moving: float = 10.0  # at or above: changed, the new decision is taken as is
     blur: float = 1.0  # Gaussian sigma (px, at half resolution) before differencing
+    #: px (full resolution): a pixel counts as changed if the frame changed this close to it, since
+    #: its matte depends on a neighbourhood (the plate method's guided filter has radius 8)
+    reach: int = 8
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength < 1.0:
@@ -83,7 +87,11 @@ class TemporalFilter:
         """float32 HxW weight of the previous frame's matte (0 where the frame changed)."""
         s = self.settings
         r, g, b = cv2.split(cv2.absdiff(guide, previous))
-        change = cv2.max(cv2.max(r, g), b).astype(np.float32)
+        change = cv2.max(cv2.max(r, g), b)
+        half = s.reach // 2
+        if half > 0:
+            change = cv2.dilate(change, cv2.getStructuringElement(cv2.MORPH_RECT, (2 * half + 1, 2 * half + 1)))
+        change = change.astype(np.float32)
         small = np.clip((s.moving - change) * np.float32(s.strength / (s.moving - s.still)), 0.0, s.strength)
         return cv2.resize(small.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
 
