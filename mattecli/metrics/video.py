@@ -221,29 +221,37 @@ def score_video(pred: str | os.PathLike, gt: str | os.PathLike, metrics: Iterabl
     return score_frames(paired_frames(pred, gt), metrics, Path(pred).name, on_frame)
 
 
-def plot_per_frame(scores: VideoScores, path: str | os.PathLike, metrics: Iterable[str] | None = None,
-                   title: str = "") -> Path:
-    """Per-frame error curves (one panel per metric), written atomically as PNG."""
+def plot_per_frame(scores: VideoScores | dict[str, VideoScores], path: str | os.PathLike,
+                   metrics: Iterable[str] | None = None, title: str = "") -> Path:
+    """Per-frame error curves, one panel per metric (one line per clip when given a dict of
+    labelled scores, e.g. two methods on one clip), written atomically as PNG."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     from mattecli.io.atomic import atomic_path
 
-    shown = [m for m in (metrics or scores.metrics) if m in scores.metrics]
+    series = scores if isinstance(scores, dict) else {"": scores}
+    first = next(iter(series.values()))
+    shown = [m for m in (metrics or first.metrics) if all(m in s.metrics for s in series.values())]
     fig, axes = plt.subplots(len(shown), 1, figsize=(7, 1.6 + 1.3 * len(shown)), dpi=100, sharex=True,
                              squeeze=False)
-    frames = np.arange(len(scores.frames))
-    means = scores.mean()
+    colours = ("#08519c", "#d94801", "#238b45", "#6a51a3")
     for ax, m in zip(axes[:, 0], shown):
-        ax.plot(frames, [f[m] for f in scores.frames], linewidth=1.2, color="#08519c")
-        ax.axhline(means[m], color="#d94801", linewidth=0.8, linestyle="--")
+        for k, (label, s) in enumerate(series.items()):
+            mean = s.mean()[m]
+            text = f"{label + ': ' if label else ''}mean {mean:.3g}"
+            ax.plot(np.arange(len(s.frames)), [f[m] for f in s.frames], linewidth=1.2,
+                    color=colours[k % len(colours)], label=text)
+            ax.axhline(mean, color=colours[k % len(colours)], linewidth=0.7, linestyle="--")
         ax.set_ylabel(TITLES[m])
         ax.grid(alpha=0.3)
-        ax.text(0.99, 0.9, f"mean {means[m]:.3g}", transform=ax.transAxes, ha="right", va="top", fontsize=8)
+        ax.legend(fontsize=7, loc="upper right")
     axes[-1, 0].set_xlabel("frame")
-    fig.suptitle(title or f"{scores.name}: per-frame error", fontsize=10)
+    axes[-1, 0].xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.suptitle(title or f"{first.name}: per-frame error", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     with atomic_path(path) as tmp:
