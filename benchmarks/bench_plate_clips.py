@@ -294,6 +294,8 @@ def main() -> None:
               f"{plate[k]['dtssd'] / max(single[k]['dtssd'], 1e-9):.2f}x |")
     print("\nmedian s/frame (1280x720, model only): " +
           ", ".join(f"{name} {np.median(s):.3f}" for name, s in seconds.items()))
+    if args.video_frames <= 0:
+        return
     fps, cpu = end_to_end(args.video_frames, ("comp", "alpha", "rgba"))
     print(f"\nplate method end to end (mattecli video, H.264 in, comp + alpha + rgba out, temporal on): "
           f"{fps:.1f} fps at 1280x720, {cpu:.3f} CPU s/frame; load average {os.getloadavg()[0]:.2f}")

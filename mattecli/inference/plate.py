@@ -83,10 +83,12 @@ class PlateAligner:
     """Registers a plate onto frames with an ORB + RANSAC homography (Background Matting v1/v2).
 
     Features are found on copies scaled to ``work_side`` on the long side (the homography is
-    scaled back), and the plate's features are computed once per plate.
+    scaled back), and the plate's features are computed once per plate. 1280 keeps 720p at full
+    resolution: at 640 a real 720p plate's homography was off by up to 3.4 px at the corners
+    (0.3 px at full resolution) for the same CPU time, which matching 3000 features dominates.
     """
 
-    def __init__(self, work_side: int = 640, features: int = 3000, keep: float = 0.3,
+    def __init__(self, work_side: int = 1280, features: int = 3000, keep: float = 0.3,
                  min_inliers: int = 20, ransac_px: float = 3.0) -> None:
         self.work_side = work_side
         self.keep = keep
