@@ -251,15 +251,14 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=REAL, help="the shared real data (alphamatting, bgmatting_v1)")
     args = parser.parse_args()
     globals()["REAL"] = args.data
-    kinds = ["distinct", "similar", "hair", "misaligned", "still (real)", "hand-held (real)", "close colour (real)"]
-    if args.clips:
-        kinds = [k for k in kinds if k.split(" ")[0] in args.clips.split(",")]
+    every = ["distinct", "similar", "hair", "misaligned", "still (real)", "hand-held (real)", "close colour (real)"]
+    kinds = [k for k in every if not args.clips or k.split(" ")[0] in args.clips.split(",")]
     print(f"load average at start: {os.getloadavg()[0]:.2f}")
     rows: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, list[float]] = {}
     tuned: dict[str, tuple[float, float]] = {}
-    for n, kind in enumerate(kinds):
-        images, plate, alphas, align = make_clip(kind, args.frames, seed=10 + n)
+    for kind in kinds:
+        images, plate, alphas, align = make_clip(kind, args.frames, seed=10 + every.index(kind))  # as in a full run
         preds, tuned[kind] = tuned_key(images, plate, alphas)
         rows.setdefault("crude key, tuned per clip", {})[kind] = scores(preds, alphas)
         methods = {"plate method, frame by frame": PlateMatting(align=align, temporal=TemporalSettings(strength=0)),

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
 import sys
 
 import cv2
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from video_clips import disc_alpha
 
+from mattecli.cli.app import main
 from mattecli.io.images import write_image
 from mattecli.io.video import FORMATS, VideoWriter
 
@@ -28,12 +28,23 @@ def pred_frame(t: int) -> np.ndarray:
     return np.clip(a, 0, 255).astype(np.uint8)
 
 
-def run_eval(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "mattecli", "eval", *args], capture_output=True, text=True,
-                          timeout=300)
+class Result:
+    def __init__(self, returncode: int, stderr: str) -> None:
+        self.returncode, self.stderr = returncode, stderr
 
 
-def test_eval_scores_a_matte_video_against_a_frame_folder(tmp_path):
+@pytest.fixture
+def run_eval(capsys, monkeypatch):
+    """``mattecli eval ARGS`` in this process (a subprocess costs seconds of imports)."""
+    def run(*args: str) -> Result:
+        monkeypatch.setattr(sys, "argv", ["mattecli", "eval", *map(str, args)])
+        with pytest.raises(SystemExit) as exc:
+            main()
+        return Result(exc.value.code or 0, capsys.readouterr().err)
+    return run
+
+
+def test_eval_scores_a_matte_video_against_a_frame_folder(tmp_path, run_eval):
     gt_dir = tmp_path / "gt"
     for t in range(N):
         write_image(gt_dir / f"{t:04d}.png", gt_frame(t))
@@ -68,7 +79,7 @@ def test_eval_scores_a_matte_video_against_a_frame_folder(tmp_path):
     assert again["dtssd"] == pytest.approx(report["mean"]["dtssd"], rel=1e-6)
 
 
-def test_video_eval_refuses_image_flags_and_short_clips_in_one_line(tmp_path):
+def test_video_eval_refuses_image_flags_and_short_clips_in_one_line(tmp_path, run_eval):
     gt_dir, pred_dir = tmp_path / "gt", tmp_path / "pred"
     for t in range(N):
         write_image(gt_dir / f"{t:04d}.png", gt_frame(t))
