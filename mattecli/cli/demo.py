@@ -10,7 +10,7 @@ from mattecli.cli.options import examples
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("demo", epilog=examples("mattecli demo --out demo-out", "mattecli demo --out demo-seed-3 --seed 3"))
+    @app.command("demo", epilog=examples("mattecli demo --out demo-out"))
     def demo(
         out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for everything the demo writes."),
         seed: int = typer.Option(0, "--seed", help="Seed for the samples and the dataset."),

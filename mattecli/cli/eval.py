@@ -247,7 +247,8 @@ def register(app: typer.Typer) -> None:
         "mattecli eval demo-out/matte/alpha/sample_00_0.png --gt demo-out/dataset/alpha/sample_00.png "
         "--trimap demo-out/dataset/trimap/sample_00_0.png",
         "mattecli eval demo-out/matte/alpha --data demo-out/dataset --region all --metrics sad,mse,mad",
-        "mattecli eval --simulate-clicks 2 --data demo-out/dataset --plot clicks.png",
+        "mattecli eval --simulate-clicks 2 --data demo-out/dataset --weights runs/click/best.pt --plot clicks.png   "
+        "# after the `train click` example",
         "mattecli eval --data demo-out/dataset --weights runs/dim/best.pt   # after the `train dim` example",
         "# files with other names: --pairs pairs.csv (header pred,gt,trimap)"))
     def eval_(
@@ -334,6 +335,8 @@ def register(app: typer.Typer) -> None:
             raise MatteError(f"--region: {region!r} is not one of unknown, all")
         if weights is not None:
             _predict(weights, data, pred_dir, device or "auto", batch_size or 1, infer_size)
+        if weights is not None and pred_dir is not None and pred_dir.is_file():
+            raise MatteError(f"{pred_dir}: --weights writes its predictions into a folder; give a folder (or none)")
         if pairs is not None and weights is not None:
             raise MatteError("--pairs scores files that exist; --weights predicts a --data set first: drop one")
         run_eval(_pairing(pred_dir, gt, trimap, data, region, pairs), metrics, convention, workers, skip_missing,

@@ -12,7 +12,8 @@ from mattecli.cli.options import examples
 def register(app: typer.Typer) -> None:
     @app.command("export", epilog=examples(
         "mattecli export runs/dim/best.pt --format torchscript --out dim.ts   # after the `train dim` example",
-        "mattecli export runs/dim/best.pt --format onnx --out dim.onnx"))
+        "# for onnxruntime (exporting DIM takes about half a minute on a CPU):",
+        "# mattecli export runs/dim/best.pt --format onnx --out dim.onnx"))
     def export(
         ckpt: Path = typer.Argument(..., metavar="CKPT", help="A mattecli checkpoint (trained or imported)."),
         fmt: Literal["onnx", "torchscript"] = typer.Option(..., "--format", "-f", case_sensitive=False,

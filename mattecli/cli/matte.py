@@ -15,8 +15,8 @@ def register(app: typer.Typer) -> None:
         "mattecli matte demo-out/dataset/merged/sample_00_0.png --trimap demo-out/dataset/trimap/sample_00_0.png "
         "--out mattes --output alpha,rgba,fg,comp --bg-color green",
         "mattecli matte demo-out/dataset/merged --background demo-out/dataset/plate --out plate-mattes",
-        "mattecli matte demo-out/dataset/merged --trimap demo-out/dataset/trimap --weights runs/dim/best.pt "
-        "--out dim-mattes   # after the `train dim` example; add --device cuda on a GPU",
+        "mattecli matte demo-out/dataset/merged/sample_01_0.png --trimap demo-out/dataset/trimap/sample_01_0.png "
+        "--weights runs/dim/best.pt --out dim-mattes   # after the `train dim` example; --device cuda on a GPU",
         "mattecli matte demo-out/dataset/merged --trimap demo-out/dataset/trimap --out part --shard 1/2   "
         "# then 2/2 (docs/scale.md)"))
     def matte(

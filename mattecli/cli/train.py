@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal, Optional, get_type_hints
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
+from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option, refuse_unless
 
 train_app = typer.Typer(help="Train a matting network (checkpoints, resume, validation, multi-GPU with torchrun).",
                         no_args_is_help=True, epilog=examples(
@@ -47,10 +47,10 @@ _COMMON: tuple[tuple[str, Any, Any], ...] = (
                                                     "first stage starts from its weights (not its optimiser).")),
     ("progress", bool, typer.Option(True, "--progress/--no-progress",
                                     help="Show the live progress display; without it, plain loss lines (--print-every).")),
-    ("print_every", int, typer.Option(50, "--print-every", min=1,
+    ("print_every", Optional[int], typer.Option(None, "--print-every", min=1,
                                       help="With --no-progress: print a loss line every N steps (and at each stage's "
                                            "end), for logs of batch jobs. The JSONL log's frequency is the recipe key "
-                                           "log_every.")),
+                                           "log_every. \\[default: 50]")),
     ("max_pixels", Optional[int], max_pixels_option()),
 )
 #: shared flags whose help differs for one family: (family, name) -> option
@@ -103,9 +103,11 @@ class TrainRun:
 
 def _train_run(family: str, shared: dict[str, Any]) -> TrainRun:
     apply_max_pixels(shared["max_pixels"])
+    refuse_unless(not shared["progress"], "--no-progress (the live display shows the loss)",
+                  print_every=shared["print_every"])
     return TrainRun(family, shared["out"], shared["device"], shared["resume"], list(shared["assignments"]),
                     shared["progress"], shared["init_from"],
-                    {key: shared[name] for name, key in _RECIPE_FLAGS.items()}, shared["print_every"])
+                    {key: shared[name] for name, key in _RECIPE_FLAGS.items()}, shared["print_every"] or 50)
 
 
 def family_command(family: str, epilog: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:

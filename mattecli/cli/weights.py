@@ -17,7 +17,8 @@ weights_app = typer.Typer(help="Import published checkpoints (mmagic, ...) and i
 
 
 @weights_app.command("import", epilog=examples(
-    _IMPORT_EXAMPLE, "mattecli matte demo-out/dataset/merged --trimap demo-out/dataset/trimap --weights dim.pt --out imported"))
+    _IMPORT_EXAMPLE, "mattecli matte demo-out/dataset/merged/sample_00_0.png --trimap "
+    "demo-out/dataset/trimap/sample_00_0.png --weights dim.pt --out imported"))
 def import_(
     fmt: str = typer.Argument(..., metavar="FORMAT", help="Source format, e.g. mmagic-dim (see `weights formats`)."),
     source: Path = typer.Argument(..., metavar="FILE", help="The foreign checkpoint (read without executing it)."),
