@@ -254,7 +254,8 @@ def register(app: typer.Typer) -> None:
     def eval_(
         pred_dir: Optional[Path] = typer.Argument(None, help="Folder of predicted alpha mattes (searched "
                                                              "recursively), or one prediction file scored "
-                                                             "against --gt FILE (and --trimap FILE). With --weights it may be left out: "
+                                                             "against --gt FILE (and --trimap FILE). With "
+                                                             "--weights it may be left out: "
                                                              "predictions go to <checkpoint folder>/predictions/"
                                                              "<dataset name>."),
         gt: Optional[Path] = typer.Option(None, "--gt", help="Folder of ground-truth alphas, paired by name "

@@ -73,5 +73,5 @@ def examples(*lines: str) -> str:
     tests/test_help_examples.py parses every line that starts with ``mattecli`` out of the rendered
     ``--help`` and runs it on the demo's data, so each example here must run as written.
     """
-    body = "\n".join("  " + line.replace("[", "\\[") for line in lines)  # no rich markup inside examples
+    body = "\n".join(line.replace("[", "\\[") for line in lines)  # no rich markup inside examples
     return f"[bold]Examples[/] (after `mattecli demo --out demo-out`):\n\n{body}"
