@@ -143,7 +143,9 @@ def _path_flag(path: Optional[Path]) -> Optional[str]:
     "# mattecli train dim --data comp1k_train --val comp1k_test --out runs/dim --backbone-weights vgg16.pth --device cuda"))
 def dim(
     data: Path = typer.Option(..., "--data", help="Training dataset: a `mattecli compose` folder (manifest.json)."),
-    recipe: str = typer.Option("dim", "--recipe", help="Recipe name in recipes/ (dim, dim-quick) or a TOML path."),
+    recipe: str = typer.Option("dim", "--recipe",
+                               help="Recipe name in recipes/ or a TOML path: dim (the paper's schedule, for a GPU) "
+                                    "or dim-quick (learns on a CPU in minutes)."),
     stage: Literal["encoder", "refine", "joint", "all"] = typer.Option("all", "--stage",
                               help="One stage, or all in order."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation dataset (fixed trimaps); best.pt by its SAD."),
@@ -162,7 +164,9 @@ def dim(
 def shm(
     data: Path = typer.Option(..., "--data", help="Human foregrounds: a `mattecli compose` folder, or fg/ + alpha/ "
                                                   "(+ bg/, or --set backgrounds=DIR)."),
-    recipe: str = typer.Option("shm", "--recipe", help="Recipe name in recipes/ (shm, shm-quick) or a TOML path."),
+    recipe: str = typer.Option("shm", "--recipe",
+                               help="Recipe name in recipes/ or a TOML path: shm (the paper's schedule, for a GPU) "
+                                    "or shm-quick (learns on a CPU in minutes)."),
     stage: Literal["tnet", "mnet", "e2e", "all"] = typer.Option("all", "--stage",
                               help="One stage, or all in order."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation dataset; best.pt by its whole-image SAD."),
@@ -186,7 +190,9 @@ def bgm(
                                                    "Stage real: a captures folder (clips/<clip>/frames/, "
                                                    "clips/<clip>/background.png, targets/); with --stage all give "
                                                    "it as --captures."),
-    recipe: str = typer.Option("bgm", "--recipe", help="Recipe name in recipes/ (bgm, bgm-quick) or a TOML path."),
+    recipe: str = typer.Option("bgm", "--recipe",
+                               help="Recipe name in recipes/ or a TOML path: bgm (the paper's schedule, for a GPU) "
+                                    "or bgm-quick (learns on a CPU in minutes)."),
     stage: Literal["adobe", "real", "all"] = typer.Option("adobe", "--stage",
                               help="One stage, or all in order (real needs captures)."),
     captures: Optional[Path] = typer.Option(None, "--captures", help="Captures folder for stage real "
@@ -231,7 +237,9 @@ def _toml_str(path: Path) -> str:
     "mattecli train click --data demo-out/dataset --out runs/click --recipe click-quick --device cpu"))
 def click(
     data: Path = typer.Option(..., "--data", help="Training dataset: a `mattecli compose` folder or fg/ + alpha/ (+ bg/)."),
-    recipe: str = typer.Option("click", "--recipe", help="Recipe name in recipes/ (click, click-quick) or a TOML path."),
+    recipe: str = typer.Option("click", "--recipe",
+                               help="Recipe name in recipes/ or a TOML path: click (the paper's schedule, for a GPU) "
+                                    "or click-quick (learns on a CPU in minutes)."),
     stage: Literal["matting", "uncertainty", "refine", "all"] = typer.Option("all", "--stage",
                               help="One stage, or all in order."),
     val: Optional[Path] = typer.Option(None, "--val", help="Validation dataset (fixed clicks); best.pt by its SAD."),
