@@ -210,7 +210,7 @@ def test_fixed_value_options_list_their_choices_and_name_them_when_wrong():
         for word in path:
             cmd = cmd.commands[word]
         ctx = click.Context(cmd)
-        option = next(p for p in cmd.get_params(ctx) if flag in p.opts)
+        option = next(p for p in cmd.get_params(ctx) if flag in p.opts or flag == p.name)
         return tuple(c.value for c in option.shell_complete(ctx, ""))
 
     assert set(choices(("eval",), "--region")) == set(REGIONS)
@@ -222,6 +222,10 @@ def test_fixed_value_options_list_their_choices_and_name_them_when_wrong():
     assert set(choices(("export",), "--format")) == {"onnx", "torchscript"}
     for family in SHRINK:
         assert set(choices(("train", family), "--stage")) == {*get_family(family).stages, "all"}
+    # weights import FORMAT: not a fixed set (families provide formats), but completion lists them
+    from mattecli.weights.importer import import_formats
+
+    assert set(choices(("weights", "import"), "fmt")) == set(import_formats()) >= {"mmagic-dim", "bgm-v1"}
     # the help lists them, and a wrong value is refused naming the valid ones
     assert "<unknown|all>" in rendered_help(("eval",))
     r = CliRunner().invoke(app, ["compose", "--out", "x", "--samples", "--crop", "centre"])

@@ -16,11 +16,20 @@ weights_app = typer.Typer(help="Import published checkpoints (mmagic, ...) and i
                               "mattecli weights info runs/dim/best.pt   # after the `train dim` example"))
 
 
+def _format_names(incomplete: str) -> list[str]:
+    """Shell completion of FORMAT: the import formats the family folders provide."""
+    from mattecli.weights.importer import import_formats
+
+    return [name for name in sorted(import_formats()) if name.startswith(incomplete)]
+
+
 @weights_app.command("import", epilog=examples(
     _IMPORT_EXAMPLE, "mattecli matte demo-out/dataset/merged/sample_00_0.png --trimap "
     "demo-out/dataset/trimap/sample_00_0.png --weights dim.pt --out imported"))
 def import_(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help="Source format, e.g. mmagic-dim (see `weights formats`)."),
+    fmt: str = typer.Argument(..., metavar="FORMAT", autocompletion=_format_names,
+                              help="Source format, e.g. mmagic-dim: one of `mattecli weights formats` (shell "
+                                   "completion lists them; the families provide them, so the list is not fixed)."),
     source: Path = typer.Argument(..., metavar="FILE", help="The foreign checkpoint (read without executing it)."),
     out: Path = typer.Option(..., "--out", "-o", help="The mattecli checkpoint to write."),
 ) -> None:
