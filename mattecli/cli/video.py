@@ -2,31 +2,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, max_pixels_option
+from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
 
 CAPTURE_TIPS = ("Capture tips (Background Matting): lock exposure and focus, film the plate from the same spot, "
                 "avoid shadows on the background and subject colours close to it.")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("video", epilog=CAPTURE_TIPS)
+    @app.command("video", epilog=examples(
+        "mattecli video demo-out/video/clip.mp4 --background demo-out/video/clip_plate.png --out video-out",
+        "mattecli video demo-out/video/clip.mp4 --background demo-out/video/clip_plate.png --out video-out "
+        "--output alpha,rgba --rgba-format png --overwrite",
+        "mattecli video demo-out/video/clip.mp4 --background demo-out/video/clip_plate.png --out bgm-out "
+        "--weights runs/bgm/best.pt   # after the `train bgm` example; add --device cuda on a GPU",
+        ) + "\n\n" + CAPTURE_TIPS)
     def video(
         input: Path = typer.Argument(..., help="Video to matte (anything ffmpeg reads)."),
         background: Path = typer.Option(..., "--background", "-b",
                                         help="Clean plate: an image (fixed camera) or a video (frame by frame)."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for <stem>_<kind> outputs."),
         output: str = typer.Option("comp,alpha", "--output",
-                                   help="Comma-separated subset of comp, alpha, rgba, fg."),
-        bg_color: str = typer.Option("120,255,155", "--bg-color", help="Composite colour: R,G,B, #RRGGBB or a name."),
+                                   help="Comma-separated subset of comp, alpha, rgba, fg (not rgba by default, unlike "
+                                        "matte's PNGs: an RGBA video is large and slow to encode)."),
+        bg_color: str = typer.Option("120,255,155", "--bg-color",
+                                     help="Composite colour: R,G,B, #RRGGBB or a name (a light green, unlike matte's "
+                                          "white: holes and fringes stay visible in a moving composite)."),
         bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="Composite over this image instead."),
         bg_video: Optional[Path] = typer.Option(None, "--bg-video", help="Composite over this video (looped)."),
-        rgba_format: str = typer.Option("mov", "--rgba-format",
+        rgba_format: Literal["mov", "webm", "png"] = typer.Option("mov", "--rgba-format",
                                         help="rgba container: mov (ProRes 4444), webm (VP9) or png (sequence)."),
-        alpha_format: str = typer.Option("mov", "--alpha-format",
+        alpha_format: Literal["mov", "mkv", "mp4"] = typer.Option("mov", "--alpha-format",
                                          help="alpha matte: mov (lossless QuickTime Animation), mkv (lossless "
                                               "FFV1) or mp4 (near-lossless H.264)."),
         align: bool = typer.Option(False, "--align/--no-align",
@@ -46,11 +55,11 @@ def register(app: typer.Typer) -> None:
                                                help="A trained background-guided checkpoint instead of the "
                                                     "weights-free method (--low/--high then do not apply)."),
         device: Optional[str] = typer.Option(None, "--device",
-                                             help="Only with --weights: auto, cpu, cuda or cuda:N [default: auto]."),
-        precision: Optional[str] = typer.Option(None, "--precision",
-                                                help="Only with --weights: fp32, fp16 (CUDA) or bf16 [default: fp32]."),
+                                             help="Only with --weights: auto, cpu, cuda or cuda:N \\[default: auto]."),
+        precision: Optional[Literal["fp32", "fp16", "bf16"]] = typer.Option(None, "--precision",
+                                                help="Only with --weights: fp32, fp16 (CUDA) or bf16 \\[default: fp32]."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
-                                                 help="Only with --weights: frames per batch [default: 4]."),
+                                                 help="Only with --weights: frames per batch \\[default: 4]."),
         max_pixels: Optional[int] = max_pixels_option(),
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",
                                                     help="--weights bgm: a folder of person masks, one per frame in "
@@ -60,7 +69,7 @@ def register(app: typer.Typer) -> None:
                                                       "each frame's person mask (instead of --segmentation)."),
         motion_offsets: Optional[str] = typer.Option(None, "--motion-offsets",
                                                      help="--weights bgm: frame offsets of the motion cue "
-                                                          "[default: -40,-20,20,40, the official ones]."),
+                                                          "\\[default: -40,-20,20,40, the official ones]."),
     ) -> None:
         """Matte a video against a clean background plate, without trained weights (or with --weights).
 

@@ -96,6 +96,7 @@ class MatteSummary:
     skipped: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (input, problem)
     unused_clicks: list[str] = field(default_factory=list)
+    off_level_trimaps: dict[str, int] = field(default_factory=dict)  # trimap -> pixels not 0/128/255
 
 
 # --- inputs and output names ---------------------------------------------------------------
@@ -207,6 +208,7 @@ class GuidanceSource:
             if value and self.kind != "background":
                 raise MatteError(f"{flag} goes with --background")
         self.segmenter = None  # a mattecli.inference.segmenter.Segmenter, set by plan_matte on the method's device
+        self.off_level: dict[str, int] = {}  # trimaps with values other than 0/128/255 (one warning per run)
         self.align = options.align
         self.segmentation = GuidanceFiles(options.segmentation, "segmentation mask") if options.segmentation else None
 
@@ -237,7 +239,9 @@ class GuidanceSource:
             return found[1]
         path = self.files.find(item)
         if self.kind == "trimap":
-            trimap = normalise_trimap(read_alpha(path))[0]
+            trimap, changed = normalise_trimap(read_alpha(path))
+            if changed:
+                self.off_level[str(path)] = changed
             if trimap.shape != (h, w):
                 raise BadInput(path, f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but {item.rel} is {w}x{h}")
             return trimap
@@ -434,6 +438,7 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
             continue
         report(job.item, "done")
     summary.unused_clicks = guidance.unused_keys()
+    summary.off_level_trimaps = dict(guidance.off_level)
     return summary
 
 

@@ -137,7 +137,8 @@ class LearnedMethod(Method):
 
     def describe(self) -> str:
         size = getattr(self.model, "infer_size", None)
-        return (f"method: '{self.family}' network, {self.model.guidance} guidance, batch {self.batch_size}, "
+        guidance = "no guidance" if self.model.guidance == "none" else f"{self.model.guidance} guidance"
+        return (f"method: '{self.family}' network, {guidance}, batch {self.batch_size}, "
                 f"on {device_name(self.device)}, {self.precision}"
                 + (f", inner input {size}x{size} (--infer-size)" if size else ""))
 

@@ -144,6 +144,14 @@ def _restore(path: Path, what: str, load: Any) -> None:
                              "choose another --out to start afresh") from None
 
 
+def loss_line(family: str, stage: str, step: int, iters: int, values: Mapping[str, float], lr: float,
+              rate: float) -> str:
+    """One plain line of training progress, for logs of batch jobs (``--no-progress``)."""
+    parts = " ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "loss")
+    return (f"{family} {stage} step {step}/{iters} loss {values['loss']:.4f}" + (f" ({parts})" if parts else "")
+            + f" lr {lr:.3g} {rate:.2f} samples/s")
+
+
 def _progress(disable: bool):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -159,9 +167,10 @@ def _progress(disable: bool):
 def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str | os.PathLike,
               val_dir: str | os.PathLike | None, run_dir: str | os.PathLike, ctx: distributed.DistContext,
               resume: bool = False, init_from: Path | None = None, show_progress: bool = True,
-              stop_after: int | None = None) -> StageResult:
+              stop_after: int | None = None, print_every: int = 0) -> StageResult:
     """Train one stage into RUN/<stage>/; ``stop_after`` ends early at that step (tests use
-    it to simulate an interruption: the checkpoint it leaves is the one a kill would)."""
+    it to simulate an interruption: the checkpoint it leaves is the one a kill would).
+    ``print_every``: without the progress display, print a loss line every N steps (batch logs)."""
     flat = stage_recipe(recipe, stage)
     seed = int(flat["seed"])
     sdir = ckpts.stage_dir(run_dir, stage)
@@ -321,16 +330,22 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                 step += 1
                 window_steps += 1
 
-                if log_every and (step % log_every == 0 or step == end):
+                log_due = bool(log_every) and (step % log_every == 0 or step == end)
+                # the same on every rank, so the all-reduce below runs everywhere or nowhere
+                print_due = bool(print_every) and not show_progress and (step % print_every == 0 or step == end)
+                if log_due or print_due:
                     values = {k: distributed.all_reduce_mean(v.detach().float(), ctx).item()
                               for k, v in parts.items() if torch.is_tensor(v) and v.numel() == 1}
                     now = time.perf_counter()
                     rate = window_steps * samples_per_step / max(now - window_t, 1e-9)
                     window_t, window_steps = now, 0
-                    if log is not None:
+                    if log is not None and log_due:
                         log.write({"kind": "train", "step": step, "epoch": epoch, **values,
                                    "lr": optimizer.param_groups[0]["lr"], "samples_per_s": rate})
                     bar.update(task, loss=f"{values['loss']:.4f}", rate=f"{rate:.2f} samples/s")
+                    if print_due and ctx.is_main:
+                        console.print(loss_line(family.name, stage, step, iters, values,
+                                                optimizer.param_groups[0]["lr"], rate), soft_wrap=True, highlight=False)
                 bar.update(task, completed=step)
                 if val_every and step % val_every == 0 and step < iters:
                     run_validation(step, epoch)
@@ -376,7 +391,7 @@ def stage_complete(run_dir: Path, stage: str, recipe: Mapping[str, Any], family_
 def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLike, run_dir: str | os.PathLike,
           stage: str = "all", val_dir: str | os.PathLike | None = None, resume: bool = False,
           device: str = "auto", show_progress: bool = True, stop_after: int | None = None,
-          init_from: str | os.PathLike | None = None) -> TrainResult:
+          init_from: str | os.PathLike | None = None, print_every: int = 0) -> TrainResult:
     """Train one stage or all of a family's stages in order, each from the previous one's best.
 
     ``init_from``: a mattecli checkpoint of the same family (trained or imported) whose
@@ -424,7 +439,8 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
                                                  sdir / ckpts.LAST, None, None, 0.0))
                 continue
             res = run_stage(family, recipe, name, data_dir, val_dir, run_dir, ctx, resume=resume,
-                            init_from=stage_init, show_progress=show_progress, stop_after=stop_after)
+                            init_from=stage_init, show_progress=show_progress, stop_after=stop_after,
+                            print_every=print_every)
             result.stages.append(res)
             if res.steps < int(stage_recipe(recipe, name)["iters"]):
                 break  # stopped early (stop_after): later stages wait for a resume
