@@ -292,3 +292,19 @@ def test_the_studio_listens_on_ipv6_loopback(tmp_path):
     with serving(session, "::1") as server:
         assert "[::1]" in server.url
         assert Client(server).request("GET", "/api/state")[0] == 200
+
+
+def test_a_browser_opening_the_address_without_the_token_reads_what_to_do(tmp_path):
+    from test_studio_browser import start_browser
+
+    make_folder(tmp_path)
+    session = classical_session(tmp_path / "in", tmp_path / "out")
+    driver = start_browser(800, 600)
+    try:
+        with serving(session) as server:
+            host, port = server.server_address[:2]
+            driver.get(f"http://{host}:{port}/")
+            text = driver.find_element("tag name", "body").text
+    finally:
+        driver.quit()
+    assert "Open the address" in text and "?token=" in text and "{" not in text
