@@ -162,13 +162,17 @@ def test_connections_beyond_the_bound_get_a_503_at_once(tmp_path):
     thread.start()
     try:
         idle = [socket.create_connection(server.server_address[:2]) for _ in range(3)]
-        time.sleep(0.3)
+        deadline = time.monotonic() + 10  # the server has accepted all three
+        while server.slots._value > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
         status, _, body = Client(server).request("GET", "/api/state")
         assert status == 503 and b"busy" in body
         for s in idle:
             s.close()
-        time.sleep(0.3)
-        assert Client(server).request("GET", "/api/state")[0] == 200
+        deadline = time.monotonic() + 10  # the closed connections' threads end and free their slots
+        while (status := Client(server).request("GET", "/api/state")[0]) == 503 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert status == 200
     finally:
         server.shutdown()
         server.server_close()
@@ -192,7 +196,7 @@ def test_clicks_and_undo_history_are_bounded(studio, monkeypatch):
     b'{"i": 1' + b"0" * 400 + b', "x": 1, "y": 2, "label": "fg"}',
     b'{"i": 1' + b"0" * 5000 + b', "x": 1, "y": 2, "label": "fg"}',
     b'{"i": 0, "x": NaN, "y": 2, "label": "fg"}',
-])
+], ids=["x-400-digits", "i-400-digits", "i-5000-digits", "x-nan"])
 def test_huge_and_non_json_numbers_are_400s(studio, body):
     client, _, _ = studio
     status, _, payload = client.request("POST", "/api/click", raw_body=body)
