@@ -10,12 +10,11 @@ import sys
 import threading
 import time
 
-import numpy as np
 import pytest
 
 from mattecli.cli.app import main
 from mattecli.errors import MatteError
-from mattecli.io.images import read_raw, write_image
+from mattecli.io.images import write_image
 from mattecli.studio import server as studio_server
 from mattecli.studio import session as studio_session
 from studio_helpers import Client, blob_image, classical_session, make_folder, serving
