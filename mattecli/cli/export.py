@@ -21,6 +21,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Option(..., "--out", "-o", help="The file to write (.onnx or .pt)."),
         exporter: Literal["auto", "dynamo", "legacy"] = typer.Option("auto", "--exporter", case_sensitive=False,
                                      help="ONNX only: auto (dynamo, then the TorchScript-based one), dynamo or legacy."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     ) -> None:
         """Export a network (fp32; dynamic batch, height and width in multiples of the family's size multiple),
         verified against the checkpoint on CPU before it is written. The input/output contract is stored in the file."""
@@ -29,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
         with console.status(f"exporting {ckpt} to {fmt}, then checking the file against the checkpoint") as status:
             result = export_checkpoint(ckpt, fmt.lower(), out, exporter=exporter.lower(),
-                                       log=lambda msg: status.update(msg))
+                                       log=lambda msg: status.update(msg), overwrite=overwrite)
         for note in result.notes:
             console.print(f"[yellow]note[/]: {note}")
         c = result.contract

@@ -53,6 +53,9 @@ def register(app: typer.Typer) -> None:
         server = StudioServer(session, host, port)
         console.print(method.describe())
         console.print(f"{len(session.items)} image(s); save writes into {out}")
+        if session.outside_links:
+            console.print(f"[yellow]note[/]: left out {len(session.outside_links)} symbolic link(s) that lead out of "
+                          f"{input}: {', '.join(session.outside_links[:3])}", soft_wrap=True)
         if host not in ("127.0.0.1", "localhost", "::1"):
             console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this address and "
                           "has the link (with its token) can read your images and write into OUT")

@@ -87,7 +87,12 @@ class TrainRun:
             if path is not None and not Path(path).is_dir():
                 raise BadInput(path, f"{what} must be a dataset folder")
         flags = {**self.flags, **(extra_flags or {})}
-        full = build_recipe(recipe, [*self.assignments, *(extra_assignments or [])], flags)
+        from mattecli.families.registry import get_family
+
+        notes: list[str] = []
+        full = build_recipe(recipe, [*self.assignments, *(extra_assignments or [])], flags, get_family(self.family), notes)
+        for note in notes:
+            console.print(f"[yellow]note[/]: {note}")
         if full.get("family", self.family) != self.family:
             raise BadInput(recipe, f"is a recipe for '{full['family']}', not '{self.family}'")
         result = train(self.family, full, data, self.out, stage=stage, val_dir=val, resume=self.resume,

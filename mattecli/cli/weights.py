@@ -32,13 +32,14 @@ def import_(
                                    "completion lists them; the families provide them, so the list is not fixed)."),
     source: Path = typer.Argument(..., metavar="FILE", help="The foreign checkpoint (read without executing it)."),
     out: Path = typer.Option(..., "--out", "-o", help="The mattecli checkpoint to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Convert a foreign checkpoint into a mattecli checkpoint for matte, eval, video, export, train --init-from."""
     from mattecli.console import console
     from mattecli.weights.importer import import_weights
 
     with console.status(f"reading {source} (tensors only) and converting"):
-        result = import_weights(fmt, source, out)
+        result = import_weights(fmt, source, out, overwrite)
     for note in result.notes:
         console.print(f"[yellow]note[/]: {source}: {note}")
     console.print(f"[green]imported[/] {source} ({fmt}, sha256 {result.sha256[:12]}...) -> {result.out}: "

@@ -20,6 +20,7 @@ from mattecli.errors import BadInput, MatteError
 from mattecli.data.clicks import DEFAULT_RADIUS, click_maps, constraint_map
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
 from mattecli.inference.foreground import estimate_foreground, estimate_foreground_tensor
+from mattecli.io.images import MAX_PIXELS_ENV, max_pixels
 
 PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 # Trimap models on images with a longer side above this see only the unknown region's
@@ -133,6 +134,11 @@ class LearnedMethod(Method):
             setter = getattr(self.model, "set_infer_size", None)
             if setter is None:
                 raise MatteError(f"--infer-size: {self.name} runs at the image's own size; drop --infer-size")
+            limit = max_pixels()
+            if infer_size * infer_size > limit:
+                raise MatteError(f"--infer-size {infer_size}: the network would see {infer_size * infer_size / 1e6:,.1f}-"
+                                 f"megapixel inputs, above the pixel limit {limit} ({limit / 1e6:.1f} megapixels; "
+                                 f"--max-pixels or {MAX_PIXELS_ENV}); give a smaller size")
             setter(infer_size)
 
     def describe(self) -> str:
@@ -199,6 +205,8 @@ class LearnedMethod(Method):
                 out = self.model.predict(images, guidance, **cues)
             else:
                 out = self.model.predict(images, guidance, refine_patches=self.refine_patches, **cues)
+        if not bool(torch.isfinite(out["alpha"]).all()):  # clamp would turn NaN into alpha 0: a silent black matte
+            raise MatteError("it output NaN or infinite alpha (the weights or this input overflow; try --precision fp32)")
         alpha = out["alpha"].float().clamp(0.0, 1.0)
         fg = out.get("fg")
         cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, *_ in batch)
@@ -264,9 +272,15 @@ class LearnedMethod(Method):
                 yield job, MatteError(f"the network failed on it ({str(exc).splitlines()[0][:200]})")
 
 
+#: a click's disk radius in pixels; beyond this, one click covers any image there is
+MAX_CLICK_RADIUS = 100_000
+
+
 def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
                  precision: str = "fp32", click_radius: float | None = None,
                  refine_patches: int | None = None, infer_size: int | None = None) -> Method:
+    if click_radius is not None and not (0 <= click_radius <= MAX_CLICK_RADIUS):
+        raise MatteError(f"--click-radius {click_radius:g}: give a radius from 0 to {MAX_CLICK_RADIUS} pixels")
     dev = resolve_device(device)
     if weights is not None:
         return LearnedMethod(weights, dev, batch_size, precision, click_radius, refine_patches, infer_size)

@@ -164,6 +164,24 @@ def _progress(disable: bool):
 
 # ----------------------------------------------------------------------------- one stage
 
+def check_run_family(run_dir: Path, family: Any) -> None:
+    """A run folder holds one family's run: training another family into it (even with
+    --resume) would replace its ``best.pt``; refused, as a stage mismatch is."""
+    if not run_dir.is_dir():
+        return
+    others = sorted(d.name for d in run_dir.iterdir()
+                    if d.name not in family.stages and (d / ckpts.LAST).is_file())
+    if others:
+        raise MatteError(f"{run_dir}: holds a training run of stage(s) {', '.join(others)}, not {family.name}'s "
+                         f"({', '.join(family.stages)}); train {family.name} into another --out")
+    best = run_dir / ckpts.BEST
+    if best.is_file():
+        held = ckpts.load_training_checkpoint(best).get("family")
+        if held != family.name:
+            raise MatteError(f"{run_dir}: holds a '{held}' run (its best.pt); training '{family.name}' there "
+                             "would replace it: choose another --out")
+
+
 def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str | os.PathLike,
               val_dir: str | os.PathLike | None, run_dir: str | os.PathLike, ctx: distributed.DistContext,
               resume: bool = False, init_from: Path | None = None, show_progress: bool = True,
@@ -308,7 +326,14 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                             if torch.is_tensor(v) and v.dim() == 4 and v.is_floating_point() else v
                             for k, v in item.items()}
                 with (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()):
-                    parts = family.losses(train_model, item, stage)
+                    try:
+                        parts = family.losses(train_model, item, stage)
+                    except ValueError as exc:
+                        if "more than 1 value per channel" not in str(exc):
+                            raise
+                        raise MatteError(f"{family.name} {stage}: batch_size {batch} is too small for this network "
+                                         "in training (a batch-norm layer sees one value per channel: the pooled "
+                                         "1x1 features); give --batch-size 2 or more") from None
                 loss = parts["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
@@ -408,6 +433,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
     stages = list(family.stages) if stage == "all" else [stage]
     for name in stages:  # every stage's recipe is checked before the first one trains
         family.model_config(stage_recipe(recipe, name))
+    check_run_family(run_dir, family)
     existing = [s for s in family.stages if (ckpts.stage_dir(run_dir, s) / ckpts.LAST).is_file()]
     if not resume and any(s in existing for s in stages):
         raise MatteError(f"{run_dir}: already holds a training run ({', '.join(existing)}); "

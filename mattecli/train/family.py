@@ -18,6 +18,9 @@ class TrainingFamily(Protocol):
     name: str
     #: stage names in the order ``--stage all`` runs them, e.g. ("encoder", "refine", "joint")
     stages: tuple[str, ...]
+    #: optional: recipe keys the family reads beyond those its bundled recipes hold; `train`
+    #: refuses any other key with the nearest valid one (mattecli.train.recipe.check_keys)
+    recipe_keys: tuple[str, ...]
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
         """Plain-value keyword arguments for ``mattecli.families.registry.build_model(name, ...)``."""

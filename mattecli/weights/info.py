@@ -5,8 +5,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mattecli.errors import BadInput, MatteError
-from mattecli.families.registry import build_model
+from mattecli.families.registry import build_model, fit_problem
 from mattecli.io.checkpoint import load_checkpoint
 from mattecli.io.foreign import file_sha256
 
@@ -16,9 +18,13 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     ckpt = load_checkpoint(path)
     try:
-        model = build_model(ckpt["family"], ckpt["model_config"])
+        with torch.device("meta"):  # names and shapes only: nothing allocated
+            model = build_model(ckpt["family"], ckpt["model_config"])
     except MatteError as exc:
         raise BadInput(path, str(exc)) from None
+    problem = fit_problem(model, ckpt["model"])
+    if problem:
+        raise BadInput(path, f"weights do not fit the '{ckpt['family']}' network ({problem})")
     names = {name for name, _ in model.named_parameters()}
     parameters = sum(int(v.numel()) for k, v in ckpt["model"].items() if hasattr(v, "numel") and k in names)
     source = ckpt.get("source")

@@ -78,6 +78,8 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
 class DIMFamily:
     name = "dim"
     stages = STAGES
+    #: recipe keys read here that the bundled recipes leave out (mattecli.train.recipe.known_keys)
+    recipe_keys = ("refine", "trimap_unknown_value")
     loss_weights: dict[str, float] = {"alpha": 0.5, "refine": 1.0}
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
