@@ -38,6 +38,9 @@ _COMMON: tuple[tuple[str, Any, Any], ...] = (
                                                help="A checkpoint of this family (trained or `weights import`ed): the "
                                                     "first stage starts from its weights (not its optimiser).")),
     ("progress", bool, typer.Option(True, "--progress/--no-progress", help="Show the live progress display.")),
+    ("from_scratch", bool, typer.Option(False, "--from-scratch",
+                                        help="Start from the network's own initialisation, not the ImageNet backbone "
+                                             "the recipe names (recorded in the checkpoint).")),
     ("max_pixels", Optional[int], max_pixels_option()),
 )
 #: shared flags that map one-to-one onto recipe keys (flag name -> recipe key)
@@ -90,7 +93,8 @@ def _train_run(family: str, shared: dict[str, Any]) -> TrainRun:
         raise typer.BadParameter("expected bf16, fp16 or none", param_hint="--amp")
     return TrainRun(family, shared["out"], shared["device"], shared["resume"], list(shared["assignments"]),
                     shared["progress"], shared["init_from"],
-                    {key: shared[name] for name, key in _RECIPE_FLAGS.items()})
+                    {**{key: shared[name] for name, key in _RECIPE_FLAGS.items()},
+                     "from_scratch": True if shared["from_scratch"] else None})
 
 
 def family_command(family: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -40,6 +40,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "amp": "none",                # none | bf16 | fp16 (CUDA; bf16 also on CPU)
     "channels_last": "auto",      # auto = on for CUDA
     "compile": False,
+    "from_scratch": False,        # true: no ImageNet start even where the recipe names one (--from-scratch)
 }
 
 _OPTIONS = {
@@ -130,6 +131,8 @@ def check_recipe(flat: Mapping[str, Any]) -> None:
     for key in ("weight_decay", "grad_clip", "momentum", "lr_power"):
         if not _number(flat[key]) or flat[key] < 0:
             raise MatteError(f"recipe key {key} = {flat[key]!r}: expected a number >= 0")
+    if not isinstance(flat["from_scratch"], bool):
+        raise MatteError(f"recipe key from_scratch = {flat['from_scratch']!r}: expected true or false")
     betas = flat["betas"]
     if (not isinstance(betas, (list, tuple)) or len(betas) != 2
             or not all(_number(b) and 0 <= b < 1 for b in betas)):
