@@ -51,6 +51,9 @@ _COMMON: tuple[tuple[str, Any, Any], ...] = (
                                       help="With --no-progress: print a loss line every N steps (and at each stage's "
                                            "end), for logs of batch jobs. The JSONL log's frequency is the recipe key "
                                            "log_every. \\[default: 50]")),
+    ("from_scratch", bool, typer.Option(False, "--from-scratch",
+                                        help="Start from the network's own initialisation, not the ImageNet backbone "
+                                             "the recipe names (recorded in the checkpoint).")),
     ("max_pixels", Optional[int], max_pixels_option()),
 )
 #: shared flags whose help differs for one family: (family, name) -> option
@@ -112,7 +115,8 @@ def _train_run(family: str, shared: dict[str, Any]) -> TrainRun:
                   print_every=shared["print_every"])
     return TrainRun(family, shared["out"], shared["device"], shared["resume"], list(shared["assignments"]),
                     shared["progress"], shared["init_from"],
-                    {key: shared[name] for name, key in _RECIPE_FLAGS.items()}, shared["print_every"] or 50)
+                    {**{key: shared[name] for name, key in _RECIPE_FLAGS.items()},
+                     "from_scratch": True if shared["from_scratch"] else None}, shared["print_every"] or 50)
 
 
 def family_command(family: str, epilog: str | None = None) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -95,6 +95,7 @@ def info(
             ("size multiple", data["size_multiple"]), ("model config", data["model_config"]),
             ("parameters", f"{data['parameters']:,}"), ("steps trained", data["steps_trained"]),
             ("validation", data["validation"]), ("best SAD", data["best_sad"]), ("provenance", origin),
+            ("start", data["start"]),
             ("resumable", "yes (optimiser state)" if data["resumable"] else "no (weights only)"),
             ("file sha256", data["sha256"])]
     if data["recipe"]:

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from mattecli.backbones.imagenet import check_slot, resolve_backbones
 from mattecli.console import console
 from mattecli.devices import device_name
 from mattecli.errors import BadInput, MatteError
@@ -185,10 +186,12 @@ def check_run_family(run_dir: Path, family: Any) -> None:
 def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str | os.PathLike,
               val_dir: str | os.PathLike | None, run_dir: str | os.PathLike, ctx: distributed.DistContext,
               resume: bool = False, init_from: Path | None = None, show_progress: bool = True,
-              stop_after: int | None = None, print_every: int = 0) -> StageResult:
+              stop_after: int | None = None, print_every: int = 0,
+              backbones: Mapping[str, str] | None = None) -> StageResult:
     """Train one stage into RUN/<stage>/; ``stop_after`` ends early at that step (tests use
     it to simulate an interruption: the checkpoint it leaves is the one a kill would).
-    ``print_every``: without the progress display, print a loss line every N steps (batch logs)."""
+    ``print_every``: without the progress display, print a loss line every N steps (batch logs).
+    ``backbones``: ImageNet files found by :func:`resolve_backbones`, given to a fresh model."""
     flat = stage_recipe(recipe, stage)
     seed = int(flat["seed"])
     sdir = ckpts.stage_dir(run_dir, stage)
@@ -218,7 +221,7 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                           "builds the network from the recipe's values")
         load_weights_into(model, source["model"], str(init_from))
     else:
-        family.prepare_model(model, flat, stage)
+        family.prepare_model(model, {**flat, **(backbones or {})}, stage)
     start_step = int(state["step"]) if state else 0
     iters = int(flat["iters"])
 
@@ -413,6 +416,26 @@ def stage_complete(run_dir: Path, stage: str, recipe: Mapping[str, Any], family_
     return int(state["step"]) >= int(stage_recipe(recipe, stage)["iters"])
 
 
+def imagenet_start(family: Any, recipe: Mapping[str, Any], first: str, run_dir: Path, resume: bool,
+                   init_from: Path | None, show_progress: bool = True) -> dict[str, str]:
+    """The ImageNet files the first stage starts from when it starts fresh (``{recipe key: path}``),
+    found in torch's hub cache or downloaded there, before anything trains; one line when they
+    can be neither, or when ``from_scratch`` contradicts another start."""
+    flat = stage_recipe(recipe, first)
+    slots = tuple(getattr(family, "imagenet_slots", ()))
+    for slot in slots:
+        check_slot(flat, slot)
+    given = [s.flag for s in slots if flat.get(s.weights_key)]
+    if flat["from_scratch"] and (given or init_from is not None):
+        raise MatteError(f"--from-scratch (recipe key from_scratch) and {' and '.join(given or ['--init-from'])} "
+                         "contradict each other: keep one")
+    position = family.stages.index(first)
+    previous_best = ckpts.stage_dir(run_dir, family.stages[position - 1]) / ckpts.BEST if position else None
+    fresh = (init_from is None and not (resume and (ckpts.stage_dir(run_dir, first) / ckpts.LAST).is_file())
+             and not (previous_best is not None and previous_best.is_file()))
+    return resolve_backbones(flat, slots, progress=show_progress) if fresh and slots else {}
+
+
 def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLike, run_dir: str | os.PathLike,
           stage: str = "all", val_dir: str | os.PathLike | None = None, resume: bool = False,
           device: str = "auto", show_progress: bool = True, stop_after: int | None = None,
@@ -438,6 +461,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
     if not resume and any(s in existing for s in stages):
         raise MatteError(f"{run_dir}: already holds a training run ({', '.join(existing)}); "
                          "add --resume to continue it, or choose another --out")
+    backbones = imagenet_start(family, recipe, stages[0], run_dir, resume, init_from, show_progress)
     atomic.ensure_folder(run_dir)  # a file or a read-only folder: one line, before any work
     ctx = distributed.setup(device)
     result = TrainResult(run_dir)
@@ -466,7 +490,7 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
                 continue
             res = run_stage(family, recipe, name, data_dir, val_dir, run_dir, ctx, resume=resume,
                             init_from=stage_init, show_progress=show_progress, stop_after=stop_after,
-                            print_every=print_every)
+                            print_every=print_every, backbones=backbones)
             result.stages.append(res)
             if res.steps < int(stage_recipe(recipe, name)["iters"]):
                 break  # stopped early (stop_after): later stages wait for a resume

@@ -43,6 +43,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "amp": "none",                # none | bf16 | fp16 (CUDA; bf16 also on CPU)
     "channels_last": "auto",      # auto = on for CUDA
     "compile": False,
+    "from_scratch": False,        # true: no ImageNet start even where the recipe names one (--from-scratch)
 }
 
 _OPTIONS = {
@@ -143,6 +144,8 @@ def check_recipe(flat: Mapping[str, Any]) -> None:
         if not _number(flat[key]) or not flat[key] >= 0:
             raise MatteError(f"recipe key {key} = {flat[key]!r}: expected a finite number >= 0")
     check_sizes(flat)
+    if not isinstance(flat["from_scratch"], bool):
+        raise MatteError(f"recipe key from_scratch = {flat['from_scratch']!r}: expected true or false")
     betas = flat["betas"]
     if (not isinstance(betas, (list, tuple)) or len(betas) != 2
             or not all(_number(b) and 0 <= b < 1 for b in betas)):

@@ -30,6 +30,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mattecli.backbones.imagenet import BackboneSlot
 from mattecli.backbones.resnet import load_imagenet_resnet
 from mattecli.backbones.vgg import read_state_dict
 from mattecli.console import console
@@ -91,6 +92,8 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
 class ClickFamily:
     name = "click"
     stages = STAGES
+    #: ImageNet ResNet of the encoder's depth (recipes/click.toml names torchvision's ResNet-34), or --backbone-weights
+    imagenet_slots = (BackboneSlot("backbone_weights", "imagenet_url", "imagenet_sha256", "--backbone-weights"),)
     settings: dict[str, Any] = dict(_DEFAULTS)
 
     @staticmethod
