@@ -6,19 +6,23 @@ transition pixel (0 < alpha < 1), scaled up first when the image is smaller; res
 ``input_size``; a random horizontal flip. Then the simulated user (the paper: m ~ Geometric(1/6)
 clicks of radius 15; the placement rules are ours, docs/click.md):
 
-- m ~ Geometric(p) on {1, 2, ...} truncated to ``max_clicks`` (the conditional distribution,
-  :func:`mattecli.data.clicks.truncated_geometric`): at p = 1/6 the untruncated tail beyond 10
-  clicks holds 16% of the mass, which a person never clicks;
-- the first click is foreground, each further click foreground with probability ``fg_prob``;
+- m ~ Geometric(p) on {1, 2, ...} as the paper states (mean 1/p = 6), clipped at
+  ``max_clicks`` (:func:`mattecli.data.clicks.geometric_count`: the tail beyond the cap lands on
+  it, every smaller count keeps its probability; 0 = no cap);
+- each click is foreground with probability ``fg_prob``, background otherwise (the paper
+  forces no label on the first click);
 - foreground clicks land on a uniformly random opaque pixel (alpha = 1), background clicks
-  on a clear one (alpha = 0); a click whose region is empty in the crop is left out.
+  on a clear one (alpha = 0); a click whose region is empty in the crop is left out;
+- the disks are drawn on the network's input (after the resize), ``radius`` network pixels:
+  the length :func:`mattecli.data.clicks.radius_for_network` keeps at inference.
 
 ``seed`` in each sample (an int64) seeds the error-driven extra clicks the family adds in
 ``losses`` (RITM-style), so they too are reproducible.
 
 Validation: the dataset's fixed composites, whole images, and the deterministic pair of
 clicks the evaluation protocol starts with: the deepest foreground point, then the deepest
-background point; radius scaled with the image (:func:`mattecli.data.clicks.scaled_radius`).
+background point; the radius in network pixels as at inference
+(:func:`mattecli.data.clicks.radius_for_network` at the global pass's scale).
 Every validation pixel is scored (the trimap given to the engine is all unknown).
 """
 from __future__ import annotations
@@ -29,7 +33,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mattecli.data.clicks import Click, click_maps, distance_inside, scaled_radius, truncated_geometric
+from mattecli.data.clicks import Click, click_maps, distance_inside, geometric_count, network_scale, radius_for_network
 from mattecli.data.composite import composite, composite_uint8, fit_background
 from mattecli.data.sources import (MattingSource, SourceDataset, crop_around, fixed_background, image_tensor,
                                    plane_tensor, random_background, read_merged, read_pair, resize_to)
@@ -38,15 +42,15 @@ from mattecli.io.images import read_rgb
 from mattecli.seeding import derive_seed, rng_for
 
 
-def simulate_clicks(alpha: np.ndarray, rng: np.random.Generator, p: float = 1 / 6, max_clicks: int = 10,
+def simulate_clicks(alpha: np.ndarray, rng: np.random.Generator, p: float = 1 / 6, max_clicks: int = 30,
                     fg_prob: float = 0.5) -> list[Click]:
     """The training-time user on a float alpha in [0, 1] (see the module docstring)."""
-    m = truncated_geometric(rng, p, max_clicks)
+    m = geometric_count(rng, p, max_clicks)
     opaque = np.argwhere(alpha >= 1.0)
     clear = np.argwhere(alpha <= 0.0)
     clicks = []
-    for i in range(m):
-        positive = i == 0 or bool(rng.random() < fg_prob)
+    for _ in range(m):
+        positive = bool(rng.random() < fg_prob)
         pool = opaque if positive else clear
         if len(pool) == 0:
             continue
@@ -69,7 +73,7 @@ def protocol_start(alpha: np.ndarray) -> list[Click]:
 class ClickTrainDataset(SourceDataset):
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = (320, 480, 640),
                  input_size: int = 320, flip: bool = True, radius: float = 15.0, geometric_p: float = 1 / 6,
-                 max_clicks: int = 10, fg_prob: float = 0.5) -> None:
+                 max_clicks: int = 30, fg_prob: float = 0.5) -> None:
         self.source = source
         self.seed = int(seed)
         self.crop_sizes = tuple(int(c) for c in crop_sizes)
@@ -110,11 +114,11 @@ class ClickTrainDataset(SourceDataset):
 class ClickValDataset(SourceDataset):
     """Fixed composites, whole images, the protocol's first two clicks; every pixel scored."""
 
-    def __init__(self, source: MattingSource, seed: int = 0, radius: float = 15.0, train_size: int = 320) -> None:
+    def __init__(self, source: MattingSource, seed: int = 0, radius: float = 15.0, global_side: int = 1024) -> None:
         self.source = source
         self.seed = int(seed)
         self.radius = float(radius)
-        self.train_size = int(train_size)
+        self.global_side = int(global_side)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.source.samples[index]
@@ -125,7 +129,7 @@ class ClickValDataset(SourceDataset):
             bg = read_rgb(fixed_background(self.source, sample, self.seed, "click-val-bg"))
             merged = composite_uint8(fg, alpha, fit_background(bg, w, h))
         alpha_f = alpha.astype(np.float32) / 255.0
-        radius = scaled_radius(self.radius, self.train_size, h, w)
+        radius = radius_for_network(self.radius, network_scale(h, w, self.global_side))
         maps = click_maps(protocol_start(alpha_f), h, w, radius)
         return {"image": image_tensor(merged), "alpha": torch.from_numpy(alpha_f)[None],
                 "clicks": torch.from_numpy(maps), "trimap": plane_tensor(np.full((h, w), UNKNOWN, np.uint8))}

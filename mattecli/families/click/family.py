@@ -16,7 +16,7 @@ Recipe keys (defaults in brackets): ``depth`` [34], ``decoder_widths`` [[256, 12
 ``refiner_channels`` [32], ``sigma_min`` [1e-3], ``patch_size`` [64], ``refine_patches`` [8:
 the budget validation and ``matte`` use after the refine stage], ``click_radius`` [15],
 ``input_size`` [320], ``global_side`` [1024], ``crop_sizes`` [[320, 480, 640]], ``flip`` [true],
-``geometric_p`` [1/6], ``max_clicks`` [10], ``fg_prob`` [0.5], ``error_clicks`` [0],
+``geometric_p`` [1/6], ``max_clicks`` [30: the cap, 0 = none], ``fg_prob`` [0.5], ``error_clicks`` [0],
 ``transition_band`` [5], ``loss_weight_grad`` [1.0], ``refine_train_patches`` [2],
 ``hard_fraction`` [0.2], ``hard_weight`` [1.0], ``backbone_weights`` [none], ``backgrounds``
 [none], ``check_files`` [true].
@@ -47,7 +47,7 @@ STAGES = ("matting", "uncertainty", "refine")
 _DEFAULTS: dict[str, Any] = {
     "depth": 34, "decoder_widths": [256, 128, 64, 48, 32], "refiner_channels": 32, "sigma_min": 1e-3,
     "patch_size": 64, "refine_patches": 8, "click_radius": 15.0, "input_size": 320, "global_side": 1024,
-    "crop_sizes": [320, 480, 640], "flip": True, "geometric_p": 1 / 6, "max_clicks": 10, "fg_prob": 0.5,
+    "crop_sizes": [320, 480, 640], "flip": True, "geometric_p": 1 / 6, "max_clicks": 30, "fg_prob": 0.5,
     "error_clicks": 0, "transition_band": 5, "loss_weight_grad": 1.0, "refine_train_patches": 2,
     "hard_fraction": 0.2, "hard_weight": 1.0,
 }
@@ -70,7 +70,7 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     if not isinstance(widths, (list, tuple)) or len(widths) != 5 or not all(is_int(w, 1) for w in widths):
         raise bad("decoder_widths", widths, "five positive integers (/32 .. full resolution)")
     for key, lo in (("refiner_channels", 1), ("patch_size", 4), ("refine_patches", 0), ("input_size", 32),
-                    ("global_side", 0), ("max_clicks", 1), ("error_clicks", 0), ("transition_band", 0),
+                    ("global_side", 0), ("max_clicks", 0), ("error_clicks", 0), ("transition_band", 0),
                     ("refine_train_patches", 1)):
         if not is_int(get(key), lo):
             raise bad(key, get(key), f"an integer >= {lo}")
@@ -142,7 +142,7 @@ class ClickFamily:
     def val_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         s = self._settings(recipe)
         return ClickValDataset(self._source(recipe, data_dir), seed=seed, radius=float(s["click_radius"]),
-                               train_size=int(s["input_size"]))
+                               global_side=int(s["global_side"]))
 
     # -- training-time clicks from the model's own errors (RITM)
     @torch.no_grad()
