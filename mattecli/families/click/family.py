@@ -12,7 +12,7 @@ Stages (Wei et al.'s three, docs/click.md):
   ``patch_size`` patches where it errs most are refined (hard examples mined online, from the
   training data itself), L1 + ``hard_weight`` * L1 over the 20% hardest pixels.
 
-Recipe keys (defaults in brackets): ``depth`` [34], ``decoder_widths`` [[256, 128, 64, 48, 32]],
+Recipe keys (defaults in brackets): ``depth`` [34; 18 and 50 too], ``decoder_widths`` [[256, 128, 64, 48, 32]],
 ``refiner_channels`` [32], ``sigma_min`` [1e-3], ``patch_size`` [64], ``refine_patches`` [8:
 the budget validation and ``matte`` use after the refine stage], ``click_radius`` [15],
 ``input_size`` [320], ``global_side`` [1024], ``crop_sizes`` [[320, 480, 640]], ``flip`` [true],
@@ -64,8 +64,8 @@ def _check_stage(stage: str) -> None:
 def check_recipe(recipe: Mapping[str, Any]) -> None:
     """Every family key the recipe sets, checked with a one-line error naming it."""
     get = lambda k: recipe.get(k, _DEFAULTS.get(k))  # noqa: E731
-    if get("depth") not in (34, 50):
-        raise bad("depth", get("depth"), "34 or 50")
+    if get("depth") not in (18, 34, 50):
+        raise bad("depth", get("depth"), "18, 34 or 50")
     widths = get("decoder_widths")
     if not isinstance(widths, (list, tuple)) or len(widths) != 5 or not all(is_int(w, 1) for w in widths):
         raise bad("decoder_widths", widths, "five positive integers (/32 .. full resolution)")

@@ -314,8 +314,8 @@ class ClickMatting(nn.Module):
 def build_click(depth: int = 34, decoder_widths: tuple[int, ...] | list[int] = (256, 128, 64, 48, 32),
                 refiner_channels: int = 32, sigma_min: float = 1e-3, patch_size: int = 64, refine_patches: int = 0,
                 click_radius: float = 15.0, train_size: int = 320, global_side: int = 1024) -> ClickMatting:
-    if depth not in (34, 50):
-        raise TypeError(f"depth must be 34 or 50, not {depth!r}")
+    if depth not in (18, 34, 50):
+        raise TypeError(f"depth must be 18, 34 or 50, not {depth!r}")
     if patch_size < 4 or refine_patches < 0 or click_radius <= 0 or train_size < 1 or global_side < 0:
         raise TypeError("patch_size >= 4, refine_patches >= 0, click_radius > 0, train_size >= 1, global_side >= 0")
     return ClickMatting(depth, tuple(decoder_widths), refiner_channels, sigma_min, patch_size, refine_patches,
