@@ -470,3 +470,33 @@ def test_export_equals_matte_without_refinement_and_weights_info(tmp_path):
     assert contract["inputs"][1]["name"] == "clicks" and "refinement" in contract["notes"]
     r = CliRunner().invoke(app, ["weights", "info", str(tmp_path / "c.pt"), "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["family"] == "click"
+
+
+def test_whole_image_training_samples_show_the_whole_composite(tmp_path):
+    """``whole_image_scales``: the sample is the whole composite brought to the input size (and
+    scale-jittered), not a crop around an edge; a bad range is refused in one line."""
+    import cv2
+
+    from mattecli.data.sources import open_source
+    from mattecli.families.click.data import ClickTrainDataset
+    from mattecli.families.click.family import check_recipe
+    from mattecli.io.images import write_image
+    from mattecli.errors import MatteError
+
+    alpha = np.zeros((64, 64), np.uint8)
+    alpha[10:40, 20:50] = 255
+    write_image(tmp_path / "fg" / "a.png", np.full((64, 64, 3), 200, np.uint8))
+    write_image(tmp_path / "alpha" / "a.png", alpha)
+    write_image(tmp_path / "bg" / "b.png", np.zeros((64, 64, 3), np.uint8))
+    source = open_source(tmp_path)
+    whole = ClickTrainDataset(source, input_size=32, flip=False, whole_image_scales=(1.0, 1.0))[0]["alpha"][0].numpy()
+    expected = cv2.resize(alpha, (32, 32), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    assert np.abs(whole - expected).max() < 1e-6
+    crop = ClickTrainDataset(source, crop_sizes=(32,), input_size=32, flip=False)[0]["alpha"][0].numpy()
+    assert not np.allclose(crop, expected)  # the default (crops around an edge) differs
+    # a smaller scale shows the whole subject smaller, the frame reflect-padded to the input size
+    small = ClickTrainDataset(source, input_size=32, flip=False, whole_image_scales=(0.5, 0.5))[0]["alpha"][0]
+    assert small.shape == (32, 32) and float(small.sum()) > 0
+    with pytest.raises(MatteError) as exc:
+        check_recipe({"whole_image_scales": [1.25, 0.8]})
+    assert "whole_image_scales" in str(exc.value) and "\n" not in str(exc.value)

@@ -11,6 +11,10 @@ clicks of radius 15; the placement rules are ours, docs/click.md):
   it, every smaller count keeps its probability; 0 = no cap);
 - each click is foreground with probability ``fg_prob``, background otherwise (the paper
   forces no label on the first click);
+- with ``whole_image_scales`` = (lo, hi) the crop is replaced by the whole composite, its
+  longer side brought to ``input_size`` times a factor in [lo, hi], cut or reflect-padded to
+  the square (:func:`whole_image_square`): what the global pass sees when ``global_side`` =
+  ``input_size`` (click-quick; docs/train.md);
 - foreground clicks land on a uniformly random opaque pixel (alpha = 1), background clicks
   on a clear one (alpha = 0); a click whose region is empty in the crop is left out;
 - the disks are drawn on the network's input (after the resize), ``radius`` network pixels:
@@ -59,6 +63,31 @@ def simulate_clicks(alpha: np.ndarray, rng: np.random.Generator, p: float = 1 / 
     return clicks
 
 
+def whole_image_square(arrays: tuple[np.ndarray, ...], out: int, scales: Sequence[float],
+                       rng: np.random.Generator) -> list[np.ndarray]:
+    """The whole image (every array the same HxW) scaled so its longer side is ``out`` times a
+    factor drawn uniformly in ``scales`` (lo, hi), then cut (random window) or reflect-padded
+    (random offset) to ``out`` x ``out``: the view the global pass has of a whole image whose
+    longer side it brings to ``global_side`` = ``out``, with the subject's scale jittered."""
+    h, w = arrays[0].shape[:2]
+    lo, hi = float(scales[0]), float(scales[-1])
+    k = out / max(h, w) * float(rng.uniform(lo, hi))
+    nh, nw = max(1, round(h * k)), max(1, round(w * k))
+    placed = []
+    offsets = []
+    for side, new in ((h, nh), (w, nw)):
+        if new >= out:
+            offsets.append((int(rng.integers(new - out + 1)), 0))
+        else:
+            offsets.append((0, int(rng.integers(out - new + 1))))
+    (cut_y, pad_y), (cut_x, pad_x) = offsets
+    for arr in arrays:
+        a = resize_to(arr, nw, nh)[cut_y:cut_y + out, cut_x:cut_x + out]
+        pads = ((pad_y, out - a.shape[0] - pad_y), (pad_x, out - a.shape[1] - pad_x)) + ((0, 0),) * (a.ndim - 2)
+        placed.append(np.pad(a, pads, mode="reflect") if any(p for pair in pads for p in pair) else a)
+    return placed
+
+
 def protocol_start(alpha: np.ndarray) -> list[Click]:
     """The deepest foreground point (fg click), then the deepest background point (bg click)."""
     clicks = []
@@ -73,8 +102,9 @@ def protocol_start(alpha: np.ndarray) -> list[Click]:
 class ClickTrainDataset(SourceDataset):
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = (320, 480, 640),
                  input_size: int = 320, flip: bool = True, radius: float = 15.0, geometric_p: float = 1 / 6,
-                 max_clicks: int = 30, fg_prob: float = 0.5) -> None:
+                 max_clicks: int = 30, fg_prob: float = 0.5, whole_image_scales: Sequence[float] = ()) -> None:
         self.source = source
+        self.whole_image_scales = tuple(float(v) for v in whole_image_scales)
         self.seed = int(seed)
         self.crop_sizes = tuple(int(c) for c in crop_sizes)
         self.input_size = int(input_size)
@@ -90,15 +120,19 @@ class ClickTrainDataset(SourceDataset):
         fg, alpha = read_pair(self.source.samples[index])
         h, w = alpha.shape
         bg = random_background(self.source.backgrounds, w, h, rng)
-        size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
-        if h < size or w < size:
-            ratio = max(size / h, size / w)
-            w, h = max(math.ceil(w * ratio), size), max(math.ceil(h * ratio), size)
-            fg, bg, alpha = resize_to(fg, w, h), resize_to(bg, w, h), resize_to(alpha, w, h)
-        top, left = crop_around((alpha > 0) & (alpha < 255), size, rng)
-        window = (slice(top, top + size), slice(left, left + size))
         out = self.input_size
-        fg, bg, alpha = resize_to(fg[window], out, out), resize_to(bg[window], out, out), resize_to(alpha[window], out, out)
+        if self.whole_image_scales:
+            fg, bg, alpha = whole_image_square((fg, bg, alpha), out, self.whole_image_scales, rng)
+        else:
+            size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
+            if h < size or w < size:
+                ratio = max(size / h, size / w)
+                w, h = max(math.ceil(w * ratio), size), max(math.ceil(h * ratio), size)
+                fg, bg, alpha = resize_to(fg, w, h), resize_to(bg, w, h), resize_to(alpha, w, h)
+            top, left = crop_around((alpha > 0) & (alpha < 255), size, rng)
+            window = (slice(top, top + size), slice(left, left + size))
+            fg, bg, alpha = (resize_to(fg[window], out, out), resize_to(bg[window], out, out),
+                             resize_to(alpha[window], out, out))
         if self.flip and rng.random() < 0.5:
             fg, bg, alpha = fg[:, ::-1], bg[:, ::-1], alpha[:, ::-1]
         alpha_f = alpha.astype(np.float32) / 255.0

@@ -16,6 +16,7 @@ Recipe keys (defaults in brackets): ``depth`` [34; 18 and 50 too], ``decoder_wid
 ``refiner_channels`` [32], ``sigma_min`` [1e-3], ``patch_size`` [64], ``refine_patches`` [8:
 the budget validation and ``matte`` use after the refine stage], ``click_radius`` [15],
 ``input_size`` [320], ``global_side`` [1024], ``crop_sizes`` [[320, 480, 640]], ``flip`` [true],
+``whole_image_scales`` [[]: crops as above; (lo, hi): whole composites, docs/train.md],
 ``geometric_p`` [1/6], ``max_clicks`` [30: the cap, 0 = none], ``fg_prob`` [0.5], ``error_clicks`` [0],
 ``transition_band`` [5], ``loss_weight_grad`` [1.0], ``refine_train_patches`` [2],
 ``hard_fraction`` [0.2], ``hard_weight`` [1.0], ``backbone_weights`` [none], ``backgrounds``
@@ -48,7 +49,7 @@ _DEFAULTS: dict[str, Any] = {
     "depth": 34, "decoder_widths": [256, 128, 64, 48, 32], "refiner_channels": 32, "sigma_min": 1e-3,
     "patch_size": 64, "refine_patches": 8, "click_radius": 15.0, "input_size": 320, "global_side": 1024,
     "crop_sizes": [320, 480, 640], "flip": True, "geometric_p": 1 / 6, "max_clicks": 30, "fg_prob": 0.5,
-    "error_clicks": 0, "transition_band": 5, "loss_weight_grad": 1.0, "refine_train_patches": 2,
+    "error_clicks": 0, "whole_image_scales": [], "transition_band": 5, "loss_weight_grad": 1.0, "refine_train_patches": 2,
     "hard_fraction": 0.2, "hard_weight": 1.0,
 }
 
@@ -82,6 +83,10 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
         if not is_number(v) or not 0 <= v <= 1 or (key != "fg_prob" and v == 0):
             raise bad(key, v, "a number in (0, 1]" if key != "fg_prob" else "a number in [0, 1]")
     check_sizes("crop_sizes", get("crop_sizes"))
+    scales = get("whole_image_scales")
+    if not isinstance(scales, (list, tuple)) or len(scales) not in (0, 2) or not all(
+            is_number(v) and v > 0 for v in scales) or (scales and scales[0] > scales[1]):
+        raise bad("whole_image_scales", scales, "[] (crops) or [lo, hi] with 0 < lo <= hi")
     if get("input_size") % 32:
         raise bad("input_size", get("input_size"), "a multiple of 32 (the encoder's stride)")
     check_bools(recipe, ("flip", "check_files"))
@@ -137,7 +142,8 @@ class ClickFamily:
         return ClickTrainDataset(self._source(recipe, data_dir), seed=seed, crop_sizes=tuple(s["crop_sizes"]),
                                  input_size=int(s["input_size"]), flip=bool(recipe.get("flip", True)),
                                  radius=float(s["click_radius"]), geometric_p=float(s["geometric_p"]),
-                                 max_clicks=int(s["max_clicks"]), fg_prob=float(s["fg_prob"]))
+                                 max_clicks=int(s["max_clicks"]), fg_prob=float(s["fg_prob"]),
+                                 whole_image_scales=tuple(float(v) for v in s["whole_image_scales"]))
 
     def val_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         s = self._settings(recipe)
