@@ -43,8 +43,8 @@ def register(app: typer.Typer) -> None:
                                    help="With --background: register each plate onto its image (hand-held camera)."),
         click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
                                                      help="Radius of a click's disk in pixels \\[default: 5 for the "
-                                                          "classical method; click networks: 15 at their training "
-                                                          "side, scaled with the image's shorter side]."),
+                                                          "classical method; click networks: their training radius "
+                                                          "(15) in pixels of the network's input]."),
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
                                                      help="Click networks: refine the K most uncertain 64x64 patches "
                                                           "(0 = off) \\[default: the checkpoint's]."),
