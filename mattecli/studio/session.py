@@ -26,6 +26,7 @@ import numpy as np
 from mattecli.errors import MatteError
 from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, OutputWriter, check_outputs,
                                       plan_items, unit_to_uint8, write_result)
+from mattecli.data.clicks import Stroke, check_inside, scale_guidance
 from mattecli.inference.clicks import Click, clicks_for, read_clicks, write_clicks
 from mattecli.io.images import encode_image, read_rgb
 from mattecli.report.heatmap import uncertainty_overlay
@@ -50,18 +51,11 @@ class Preview:
 @dataclass
 class ImageState:
     item: Item
-    clicks: list[Click] = field(default_factory=list)
-    undo: list[list[Click]] = field(default_factory=list)
-    redo: list[list[Click]] = field(default_factory=list)
+    clicks: list[Click | Stroke] = field(default_factory=list)  # clicks and strokes, in the order made
+    undo: list[list[Click | Stroke]] = field(default_factory=list)  # a stroke is one step, like a click
+    redo: list[list[Click | Stroke]] = field(default_factory=list)
     revision: int = 0  # counts changes, so the page can drop answers older than what it shows
     preview: tuple[tuple, Preview] | None = None  # (key the preview was computed for, preview)
-
-
-def _scale_click(c: Click, sx: float, sy: float, w: int, h: int) -> Click:
-    """A full-resolution click at the working resolution (pixel centres map onto pixel centres)."""
-    x = min(max((c.x + 0.5) * sx - 0.5, 0.0), w - 1.0)
-    y = min(max((c.y + 0.5) * sy - 0.5, 0.0), h - 1.0)
-    return Click(x, y, c.positive)
 
 
 def _patch_boxes(value) -> list[list[float]]:
@@ -188,6 +182,17 @@ class StudioSession:
                 raise MatteError(f"click at ({x:g}, {y:g}) lies outside the {w}x{h} image")
             self._change(state, state.clicks + [Click(float(x), float(y), bool(positive))])
 
+    def add_stroke(self, index: int, points: list[tuple[float, float]], radius: float, positive: bool) -> None:
+        """A brush stroke (full-resolution points and radius): one undo step."""
+        with self.lock:
+            state = self.state(index)
+            h, w = self.image(index).shape[:2]
+            stroke = Stroke(tuple((float(x), float(y)) for x, y in points), float(radius), bool(positive))
+            check_inside([stroke], h, w, state.item.rel)
+            if not points or radius <= 0:
+                raise MatteError("a stroke needs at least one point and a positive brush radius")
+            self._change(state, state.clicks + [stroke])
+
     def clear(self, index: int) -> None:
         with self.lock:
             state = self.state(index)
@@ -252,7 +257,7 @@ class StudioSession:
             small = self.work_image(index)
             h, w = small.shape[:2]
             sx, sy = w / full_w, h / full_h
-            clicks = [_scale_click(c, sx, sy, w, h) for c in state.clicks]
+            clicks = scale_guidance(state.clicks, sx, sy, w, h)
             job = Job(state.item, small, clicks, "clicks")
             # an explicit radius scales with the image; a network's own rule (None) is applied to the small image
             radius = self.method.click_radius
@@ -295,12 +300,20 @@ class StudioSession:
             return [state.item.output(self.options.out, k) for k in kinds] + [self.clicks_path]
 
     def batch_command(self) -> str:
-        """The ``mattecli matte`` command that reproduces the saved mattes."""
+        """The ``mattecli matte`` command (shell-quoted) that reproduces the saved mattes: only the
+        images saved with clicks (``--clicked-only`` when some have none), so it exits 0."""
+        import shlex
+
         o = self.options
         parts = ["mattecli", "matte", str(o.input), "--clicks", str(self.clicks_path), "--out", str(o.out),
                  "--output", ",".join(o.outputs)]
+        saved = read_clicks(self.clicks_path) if self.clicks_path.is_file() else {}
+        if any(clicks_for(saved, st.item.rel) is None for st in self.states):
+            parts.append("--clicked-only")
         if self.method.click_radius is not None:  # None: the network's own radius rule, matte's default too
             parts += ["--click-radius", f"{self.method.click_radius:g}"]
+        if getattr(self.method, "click_method", "grabcut") != "grabcut":
+            parts += ["--click-method", self.method.click_method]
         if "comp" in o.outputs:
             parts += ["--bg-color", "{},{},{}".format(*o.bg_color)]
             if o.bg_image is not None:
@@ -311,7 +324,7 @@ class StudioSession:
             parts += ["--weights", str(self.weights), "--batch-size", "1"]
             if self.supports_budget:
                 parts += ["--refine-patches", str(self.budget)]
-        return " ".join(parts) + " --overwrite"
+        return shlex.join(parts + ["--overwrite"])
 
 
 __all__ = ["StudioSession", "Preview", "WORK_SIZE", "CLICKS_FILE"]
