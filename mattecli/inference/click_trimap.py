@@ -17,11 +17,12 @@ needed only in a band around the segmentation's boundary. So:
    seed lies near it, so one click on a subject gives the subject. Only the foreground
    components that hold a foreground seed are kept (stray look-alike blobs in the background
    are dropped; a person clicks a separate part to add it).
-3. **Trimap.** The mask is upsampled (bilinear, threshold 0.5) and pixels within ``band``
-   of its boundary become unknown (128), the band being at least ``band_work`` working
-   pixels (the segmentation's own resolution) and grown where the boundary runs through
-   fine texture (hair, fur: the local density of strong image edges), up to ``band_max``.
-   Seeds stay known (255 / 0): what a person marked is never overruled.
+3. **Trimap.** The mask is upsampled (bilinear, threshold 0.5) and pixels within a band of
+   its boundary become unknown (128): ``band_work`` working pixels (the segmentation's own
+   resolution, so its uncertainty), at least ``band_min`` full-resolution pixels. Seeds stay
+   known (255 / 0): what a person marked is never overruled. (Growing the band with the
+   density of image edges along the boundary, for hair, was tried and made SAD worse on the
+   development sets: closed form then spreads into textured background.)
 4. **Matte.** Closed-form matting (:func:`mattecli.inference.closed_form.closed_form_alpha`)
    of the band at full resolution.
 
@@ -47,10 +48,8 @@ class ClickTrimapSettings:
     iterations: int = 4  # GrabCut iterations
     prior_fraction: float = 0.15  # probable-foreground disk around foreground seeds, of the shorter side
     border: int = 2  # definite-background frame (working pixels) when no background seed is given
-    band_work: float = 2.0  # unknown half-width in working pixels at least
+    band_work: float = 3.0  # unknown half-width in working pixels (the segmentation's own uncertainty)
     band_min: float = 3.0  # ... and in full-resolution pixels at least
-    band_max_fraction: float = 0.03  # widest half-width (hair), of the shorter side
-    texture_gain: float = 3.0  # band growth with the edge density along the boundary
     #: probable labels: "voronoi" (nearest seed, the border counting as background), "disk" (the
     #: prior disk only), "auto" (disk when background is marked, else voronoi)
     init: str = "auto"
@@ -121,22 +120,6 @@ def _keep_seeded(fg: np.ndarray, fg_seed: np.ndarray) -> np.ndarray:
     return keep[labels]
 
 
-def _band_width(image: np.ndarray, boundary: np.ndarray, base: float, widest: float, gain: float) -> np.ndarray:
-    """Per-pixel half-width of the unknown band: ``base``, grown with the density of strong
-    edges around the boundary (fine texture: hair, fur, leaves), at most ``widest``."""
-    if widest <= base or gain <= 0:
-        return np.full(image.shape[:2], base, np.float32)
-    grey = cv2.cvtColor(image if image.dtype == np.uint8 else _to_bgr8(image)[:, :, ::-1], cv2.COLOR_RGB2GRAY)
-    edges = cv2.Canny(grey, 50, 150) > 0
-    k = max(3, int(round(widest)) | 1)
-    density = cv2.boxFilter(edges.astype(np.float32), -1, (k, k))
-    # texture measured along the boundary only, then spread to where the band reaches
-    along = cv2.GaussianBlur(np.where(boundary, density, 0.0).astype(np.float32), (0, 0), widest / 2)
-    weight = cv2.GaussianBlur(boundary.astype(np.float32), (0, 0), widest / 2)
-    texture = along / np.maximum(weight, 1e-6)
-    return np.clip(base * (1.0 + gain * texture * 4.0), base, widest).astype(np.float32)
-
-
 def click_trimap(image: np.ndarray, guidance: list, radius: float = DEFAULT_RADIUS,
                  settings: ClickTrimapSettings = ClickTrimapSettings(), path: object = "clicks") -> np.ndarray:
     """uint8 HxW trimap (0 / 128 / 255) from clicks and strokes; see the module docstring."""
@@ -147,15 +130,12 @@ def click_trimap(image: np.ndarray, guidance: list, radius: float = DEFAULT_RADI
     else:
         fg = small_fg
     fg8 = fg.astype(np.uint8)
-    inside = cv2.distanceTransform(fg8, cv2.DIST_L2, 3)
-    outside = cv2.distanceTransform(1 - fg8, cv2.DIST_L2, 3)
-    to_edge = np.where(fg, inside, outside)  # distance to the other class
-    boundary = to_edge <= 1.0
-    base = max(settings.band_min, settings.band_work / s)
-    widest = max(base, settings.band_max_fraction * min(h, w))
-    band = _band_width(image, boundary & (fg8 > 0) | boundary & (fg8 == 0), base, widest, settings.texture_gain)
     trimap = np.where(fg, FOREGROUND, BACKGROUND).astype(np.uint8)
-    trimap[(to_edge <= band) & boundary.any()] = UNKNOWN
+    if fg.any() and not fg.all():
+        inside = cv2.distanceTransform(fg8, cv2.DIST_L2, 3)
+        outside = cv2.distanceTransform(1 - fg8, cv2.DIST_L2, 3)
+        to_edge = np.where(fg, inside, outside)  # distance to the other class
+        trimap[to_edge <= max(settings.band_min, settings.band_work / s)] = UNKNOWN
     seeds = signed_click_map(guidance, h, w, radius, path)
     trimap[seeds > 0] = FOREGROUND
     trimap[seeds < 0] = BACKGROUND
