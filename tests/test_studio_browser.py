@@ -55,6 +55,13 @@ def wait_for(driver, script: str, value: int, timeout: float = 60) -> None:
     WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: (d.execute_script(script) or 0) >= value)
 
 
+def open_page(driver, server) -> None:
+    """Load the studio's page and wait until its first image is shown."""
+    host, port = server.server_address[:2]
+    driver.get(f"http://{host}:{port}/?token={server.token}")
+    wait_for(driver, "return window.studio && window.studio.updates", 1)
+
+
 def click_canvas(driver, canvas, x: float, y: float, right: bool = False) -> None:
     """Click the canvas at image pixel (x, y); Selenium's offsets are from the element's centre."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -74,9 +81,7 @@ def test_click_wait_undo_save_in_headless_chromium(tmp_path):
     driver = start_browser()
     try:
         with serving(session) as server:
-            host, port = server.server_address[:2]
-            driver.get(f"http://{host}:{port}/?token={server.token}")
-            wait_for(driver, "return window.studio && window.studio.updates", 1)  # the first image is open
+            open_page(driver, server)
             assert driver.execute_script("return window.studio.ui.data.name") == "other.png"
             driver.find_element("id", "next").click()
             wait_for(driver, "return window.studio.updates", 2)
@@ -137,9 +142,7 @@ def test_click_network_heat_map_outlines_and_budget_slider(tmp_path):
     driver = start_browser()
     try:
         with serving(session) as server:
-            host, port = server.server_address[:2]
-            driver.get(f"http://{host}:{port}/?token={server.token}")
-            wait_for(driver, "return window.studio && window.studio.updates", 1)
+            open_page(driver, server)
             assert driver.find_element("id", "budget-box").is_displayed()
             assert driver.find_element("id", "budget-value").text == "2"
             click_canvas(driver, driver.find_element("id", "source"), 64, 48)
@@ -174,13 +177,11 @@ def test_stroke_changes_the_preview_saves_and_replays_in_a_separate_process(tmp_
     browser_paths()
     write_image(tmp_path / "in" / "shot.png", blob_image(H, W, 3))
     write_image(tmp_path / "in" / "zz.png", blob_image(H, W, 4))  # never clicked: the replay leaves it out
-    session = classical_session(tmp_path / "in", tmp_path / "out", outputs=("alpha", "rgba"))
     driver = start_browser()
+    session = classical_session(tmp_path / "in", tmp_path / "out", outputs=("alpha", "rgba"))
     try:
         with serving(session) as server:
-            host, port = server.server_address[:2]
-            driver.get(f"http://{host}:{port}/?token={server.token}")
-            wait_for(driver, "return window.studio && window.studio.updates", 1)
+            open_page(driver, server)
             assert "left-click the subject" in driver.find_element("id", "status").text  # words, not JSON keys
             source = driver.find_element("id", "source")
             click_canvas(driver, source, 64, 48)  # one foreground click: the subject
