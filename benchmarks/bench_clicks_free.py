@@ -16,6 +16,11 @@ Parts (``--parts``, comma list):
   at a time, each finished image appended to ``OUT/noc_real.jsonl`` (a rerun resumes);
   a contact sheet of the worst images (clicks, alpha, error) in ``OUT/noc_real_sheet.png``.
 
+- ``person``: six clicks placed by hand (three on the subject, three on the background, looking
+  at the picture) on the real lemur and portrait of ``../shared/data/real``: the contact sheet
+  ``OUT/person_sheet.jpg`` (image with clicks, cutout over a checkerboard, alpha) shown in
+  docs/studio.md. No ground truth: judged by eye.
+
 SAD is over every pixel, / 1000, on the 8-bit prediction, as ``eval --simulate-clicks``.
 Run by hand::
 
@@ -224,6 +229,41 @@ def _write_sheet(path: Path, rows: list[list[np.ndarray]], width: int = 300) -> 
     write_image(path, np.vstack([np.pad(r, ((0, 4), (0, 0), (0, 0)), constant_values=255) for r in lines]))
 
 
+#: (file under ../shared/data/real, [(x, y, label), ...]): a person's six clicks
+PERSON_CLICKS = [
+    ("pymatting_lemur/lemur_image.png", [(330, 110, "fg"), (320, 240, "fg"), (260, 330, "fg"),
+                                         (70, 200, "bg"), (610, 200, "bg"), (110, 400, "bg")]),
+    ("p3m_portraits/p_015cd10e_image.jpg", [(150, 300, "fg"), (380, 300, "fg"), (330, 470, "fg"),
+                                            (650, 300, "bg"), (450, 80, "bg"), (30, 100, "bg")]),
+]
+
+
+def part_person(out: Path, real_root: Path, log) -> dict:
+    from mattecli.inference.foreground import estimate_foreground
+    from mattecli.report.heatmap import draw_clicks
+
+    method = methods()["grabcut"]
+    rows, result = [], {}
+    for rel, marks in PERSON_CLICKS:
+        image = read_rgb(real_root / rel)
+        clicks = [Click(float(x), float(y), label == "fg") for x, y, label in marks]
+        t0 = time.perf_counter()
+        alpha = method.alpha(_job(rel, image, clicks))
+        seconds = time.perf_counter() - t0
+        fg = estimate_foreground(image, alpha, device=method.device)
+        h, w = alpha.shape
+        size = max(8, w // 40)
+        checker = np.where(((np.arange(h)[:, None] // size + np.arange(w)[None, :] // size) % 2) == 0, 235, 190)
+        a = alpha[:, :, None]
+        cutout = np.clip(np.rint(fg * 255 * a + checker[:, :, None] * (1 - a)), 0, 255).astype(np.uint8)
+        grey = np.repeat(np.rint(alpha * 255).astype(np.uint8)[:, :, None], 3, 2)
+        rows.append([draw_clicks(image, clicks, max(4, w / 90)), cutout, grey])
+        result[rel] = {"seconds": seconds}
+        log(f"{rel}: matted with 6 clicks in {seconds:.1f} s")
+    _write_sheet(out / "person_sheet.png", rows, width=360)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/mattecli-bench-clicks-free"))
@@ -247,6 +287,8 @@ def main() -> None:
             results[part] = part_synthetic(args.out, args.clicks, log)
         elif part == "real":
             results[part] = three_plus_three(real_images(args.real), log)
+        elif part == "person":
+            results[part] = part_person(args.out, args.real.parent, log)
         elif part == "noc-real":
             results[part] = part_noc_real(args.out, args.real, args.real_clicks, log)
         else:
