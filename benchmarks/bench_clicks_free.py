@@ -154,17 +154,23 @@ def real_images(root: Path) -> list[tuple[str, Path, Path, Path]]:
     return [(n, root / "image" / n, root / "alpha" / n, root / "trimap1" / n) for n in names]
 
 
-def part_noc_real(out: Path, root: Path, clicks: int, log) -> dict:
-    done_path = out / "noc_real.jsonl"
+def _finished(done_path: Path, clicks: int) -> dict:
     done = {}
     if done_path.is_file():
         for line in done_path.read_text().splitlines():
             rec = json.loads(line)
             if rec["max_clicks"] == clicks:
                 done[rec["name"]] = rec
+    return done
+
+
+def part_noc_real(out: Path, root: Path, clicks: int, log, reverse: bool = False) -> dict:
+    """Resumable, and two runs (one with ``reverse``) share the work: each skips what is in the file."""
+    done_path = out / "noc_real.jsonl"
     method = methods()["grabcut"]
     sheet_rows = []
-    for name, image_path, gt_path, trimap_path in real_images(root):
+    for name, image_path, gt_path, trimap_path in real_images(root)[::-1 if reverse else 1]:
+        done = _finished(done_path, clicks)
         if name in done:
             continue
         t0 = time.perf_counter()
@@ -181,11 +187,10 @@ def part_noc_real(out: Path, root: Path, clicks: int, log) -> dict:
                "clicks": [[c.x, c.y, c.label] for c in im.clicks], "seconds": time.perf_counter() - t0}
         with done_path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
-        done[name] = rec
         np.save(out / f"noc_alpha_{Path(name).stem}.npy", np.round(kept["alpha"] * 255).astype(np.uint8))
         log(f"{name}: SAD @1 {rec['sad'][0]:.1f} @{clicks} {rec['sad'][-1]:.1f}, trimap1 {cf:.1f} "
             f"({rec['seconds']:.0f} s)")
-    recs = list(done.values())
+    recs = list(_finished(done_path, clicks).values())
     if not recs:
         return {}
     n = min(len(r["sad"]) for r in recs)
@@ -271,6 +276,7 @@ def main() -> None:
     ap.add_argument("--clicks", type=int, default=10, help="protocol clicks on the synthetic set")
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--real-clicks", type=int, default=20, help="protocol clicks on the real images")
+    ap.add_argument("--reverse", action="store_true", help="noc-real: take the images from the last (a second run)")
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "log.txt"
@@ -290,7 +296,7 @@ def main() -> None:
         elif part == "person":
             results[part] = part_person(args.out, args.real.parent, log)
         elif part == "noc-real":
-            results[part] = part_noc_real(args.out, args.real, args.real_clicks, log)
+            results[part] = part_noc_real(args.out, args.real, args.real_clicks, log, args.reverse)
         else:
             raise SystemExit(f"unknown part {part!r}")
         results[part]["wall_s"] = time.perf_counter() - t0

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_clicks_free import EmptyOnRefusal  # noqa: E402
 from heldout import make_splits  # noqa: E402
 
 from mattecli.data.clicks import Click, click_maps  # noqa: E402
@@ -102,12 +103,17 @@ def main() -> None:
     summaries = {s: json.loads((run / s / "summary.json").read_text()) for s in ("matting", "uncertainty", "refine")}
 
     test = images_from_dataset(splits["test"])
-    methods = {"classical (closed form, radius 5)": (None, None)}
+    # the weights-free methods (matte --click-method): GrabCut trimap, and the click disks (which
+    # refuse the protocol's foreground-only first click: scored as the empty matte a person sees)
+    methods = {"weights-free, GrabCut trimap": (None, None, "grabcut"),
+               "classical (closed form, radius 5)": (None, None, "disks")}
     for k in (0, 2, 8):
-        methods[f"click-quick, refine {k} patches" if k else "click-quick, no refinement"] = (run / "best.pt", k)
+        methods[f"click-quick, refine {k} patches" if k else "click-quick, no refinement"] = (run / "best.pt", k, None)
     curves = {}
-    for name, (weights, k) in ({} if args.latency_only else methods).items():
-        method = build_method(weights, "classical", args.device, batch_size=4, refine_patches=k)
+    for name, (weights, k, click_method) in ({} if args.latency_only else methods).items():
+        method = (EmptyOnRefusal(torch.device(args.device), click_method="disks") if click_method == "disks" else
+                  build_method(weights, "classical", args.device, batch_size=4, refine_patches=k,
+                               click_method=click_method))
         t1 = time.perf_counter()
         curves[name] = simulate(method, test, args.clicks, ("sad", "mse"))
         print(f"{name}: {time.perf_counter() - t1:.0f}s, failures {curves[name].failures}", file=sys.stderr)

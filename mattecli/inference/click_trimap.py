@@ -50,8 +50,6 @@ class ClickTrimapSettings:
     border: int = 2  # definite-background frame (working pixels) when no background seed is given
     band_work: float = 3.0  # unknown half-width in working pixels (the segmentation's own uncertainty)
     band_min: float = 3.0  # ... and in full-resolution pixels at least
-    grow_rounds: int = 0  # times the band grows where the matte disagrees with the known side next to it
-    grow_alpha: float = 0.1  # ... disagreeing: alpha above this next to background (below 1 - it next to foreground)
     #: probable labels: "voronoi" (nearest seed, the border counting as background), "disk" (the
     #: prior disk only), "auto" (disk when background is marked, else voronoi)
     init: str = "auto"
@@ -146,36 +144,10 @@ def click_trimap(image: np.ndarray, guidance: list, radius: float = DEFAULT_RADI
 
 def click_trimap_alpha(image: np.ndarray, guidance: list, radius: float = DEFAULT_RADIUS,
                        settings: ClickTrimapSettings = ClickTrimapSettings(), path: object = "clicks") -> np.ndarray:
-    """float32 HxW alpha: closed-form matting of the band of :func:`click_trimap`.
-
-    With ``grow_rounds``, where the solved band's edge disagrees with the known pixels beside it
-    (alpha above ``grow_alpha`` next to background: hair or a veil reaching further than the band),
-    the band grows there by its own width and is solved again."""
+    """float32 HxW alpha: closed-form matting of the band of :func:`click_trimap`."""
     from mattecli.inference.closed_form import closed_form_alpha
 
-    trimap = click_trimap(image, guidance, radius, settings, path)
-    alpha = closed_form_alpha(image, trimap=trimap)
-    if settings.grow_rounds <= 0:
-        return alpha
-    h, w = trimap.shape
-    seeds = signed_click_map(guidance, h, w, radius, path) != 0
-    s = _work_scale(h, w, settings.work_side)
-    width = max(settings.band_min, settings.band_work / s)
-    ring = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
-    grow = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * int(round(width)) + 1,) * 2)
-    for _ in range(settings.grow_rounds):
-        unknown = trimap == UNKNOWN
-        next_bg = cv2.dilate((trimap == BACKGROUND).astype(np.uint8), ring) > 0
-        next_fg = cv2.dilate((trimap == FOREGROUND).astype(np.uint8), ring) > 0
-        wrong = unknown & ((next_bg & (alpha > settings.grow_alpha)) | (next_fg & (alpha < 1.0 - settings.grow_alpha)))
-        if not wrong.any():
-            break
-        widen = (cv2.dilate(wrong.astype(np.uint8), grow) > 0) & ~seeds & ~unknown
-        if not widen.any():
-            break
-        trimap[widen] = UNKNOWN
-        alpha = closed_form_alpha(image, trimap=trimap)
-    return alpha
+    return closed_form_alpha(image, trimap=click_trimap(image, guidance, radius, settings, path))
 
 
 __all__ = ["ClickTrimapSettings", "Click", "Stroke", "click_trimap", "click_trimap_alpha", "segment"]

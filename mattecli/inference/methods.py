@@ -69,6 +69,8 @@ class ClassicalMethod(Method):
             raise MatteError(f"--click-method {click_method}: choose from {', '.join(CLICK_METHODS)}")
         self.click_radius = DEFAULT_RADIUS if click_radius is None else click_radius
         self.click_method = click_method
+        #: GrabCut's working side (None: ClickTrimapSettings' default); the studio's previews use a smaller one
+        self.segment_side: int | None = None
 
     def describe(self) -> str:
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
@@ -81,9 +83,10 @@ class ClassicalMethod(Method):
         if job.kind == "trimap":
             return closed_form_alpha(job.image, trimap=job.guidance)
         if job.kind == "clicks" and self.click_method == "grabcut":
-            from mattecli.inference.click_trimap import click_trimap_alpha
+            from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap_alpha
 
-            return click_trimap_alpha(job.image, job.guidance, self.click_radius, path=job.item.path)
+            settings = ClickTrimapSettings() if self.segment_side is None else ClickTrimapSettings(work_side=self.segment_side)
+            return click_trimap_alpha(job.image, job.guidance, self.click_radius, settings, path=job.item.path)
         if job.kind == "clicks":
             h, w = job.image.shape[:2]
             labels = constraint_map(job.guidance, h, w, self.click_radius, path=job.item.path)

@@ -32,6 +32,9 @@ from mattecli.io.images import encode_image, read_rgb
 from mattecli.report.heatmap import uncertainty_overlay
 
 WORK_SIZE = 384  # longer side of the preview computation (about a second a click on 2 busy cores; BENCHMARKS.md)
+#: longer side of the weights-free method's GrabCut in previews (saves use the method's own, 400):
+#: GrabCut dominates a preview's cost and 256 px keeps the segmentation of the 384-px preview
+PREVIEW_SEGMENT_SIDE = 256
 VIEW_SIZE = 2048  # longer side of the picture the page shows and takes clicks on
 CLICKS_FILE = "clicks.json"
 
@@ -224,18 +227,21 @@ class StudioSession:
             state.revision += 1
 
     # -- matting --------------------------------------------------------------------------------
-    def _configure(self, radius: float | None, want_foreground: bool) -> dict:
+    def _configure(self, radius: float | None, want_foreground: bool, preview: bool = False) -> dict:
         """Set the method up for one run; returns what to restore."""
         m = self.method
         before = {"click_radius": m.click_radius, "want_foreground": m.want_foreground}
         m.click_radius, m.want_foreground = radius, want_foreground
+        if hasattr(m, "segment_side"):
+            before["segment_side"] = m.segment_side
+            m.segment_side = PREVIEW_SEGMENT_SIDE if preview else m.segment_side
         if self.supports_budget:
             before["refine_patches"] = m.refine_patches
             m.refine_patches = self.budget
         return before
 
-    def _run(self, job: Job, radius: float | None, want_foreground: bool):
-        before = self._configure(radius, want_foreground)
+    def _run(self, job: Job, radius: float | None, want_foreground: bool, preview: bool = False):
+        before = self._configure(radius, want_foreground, preview)
         try:
             [(_, result)] = list(self.method.run([job]))
         finally:
@@ -261,7 +267,7 @@ class StudioSession:
             job = Job(state.item, small, clicks, "clicks")
             # an explicit radius scales with the image; a network's own rule (None) is applied to the small image
             radius = self.method.click_radius
-            result = self._run(job, None if radius is None else radius * min(sx, sy), True)
+            result = self._run(job, None if radius is None else radius * min(sx, sy), True, preview=True)
             if isinstance(result, Exception):
                 preview = Preview(None, None, None, [], (time.perf_counter() - start) * 1000, str(result))
             else:
