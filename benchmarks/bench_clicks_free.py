@@ -80,10 +80,13 @@ class EmptyOnRefusal(ClassicalMethod):
             yield job, ((np.zeros(job.image.shape[:2], np.float32), None) if isinstance(result, MatteError) else result)
 
 
+METHODS = ["grabcut", "disks"]  # --methods
+
+
 def methods(device: str = "cpu") -> dict:
     grabcut = build_method(None, "classical", device, click_method="grabcut")
     disks = EmptyOnRefusal(grabcut.device, click_method="disks")
-    return {"grabcut": grabcut, "disks": disks}
+    return {name: m for name, m in (("grabcut", grabcut), ("disks", disks)) if name in METHODS}
 
 
 def three_plus_three(images: list[tuple[str, Path, Path, Path]], log) -> dict:
@@ -277,7 +280,9 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--real-clicks", type=int, default=20, help="protocol clicks on the real images")
     ap.add_argument("--reverse", action="store_true", help="noc-real: take the images from the last (a second run)")
+    ap.add_argument("--methods", default="grabcut,disks", help="weights-free methods compared: grabcut, disks")
     args = ap.parse_args()
+    METHODS[:] = args.methods.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "log.txt"
 

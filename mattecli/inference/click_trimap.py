@@ -51,8 +51,12 @@ class ClickTrimapSettings:
     band_work: float = 3.0  # unknown half-width in working pixels (the segmentation's own uncertainty)
     band_min: float = 3.0  # ... and in full-resolution pixels at least
     #: probable labels: "voronoi" (nearest seed, the border counting as background), "disk" (the
-    #: prior disk only), "auto" (disk when background is marked, else voronoi)
-    init: str = "auto"
+    #: prior disk only), "auto" (disk when background is marked, else voronoi). "voronoi" is the
+    #: one whose error does not jump when the first background click arrives (BENCHMARKS.md)
+    init: str = "voronoi"
+    #: the border frame is definite background (away from foreground seeds) also once background is
+    #: marked, so a background click never takes that evidence away
+    frame_always: bool = True
 
 
 def _to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -95,7 +99,7 @@ def segment(image: np.ndarray, guidance: list, radius: float = DEFAULT_RADIUS,
         to_bg = cv2.distanceTransform((~(bg_seed | frame)).astype(np.uint8), cv2.DIST_L2, 3)
         near_fg = near_fg | (to_fg < to_bg)
     mask[near_fg] = cv2.GC_PR_FGD
-    if not bg_seed.any() and settings.border > 0:
+    if settings.border > 0 and (settings.frame_always or not bg_seed.any()):
         mask[frame & ~(to_fg <= prior)] = cv2.GC_BGD
     mask[fg_seed] = cv2.GC_FGD
     mask[bg_seed] = cv2.GC_BGD
