@@ -51,12 +51,11 @@ class ClickTrimapSettings:
     band_work: float = 3.0  # unknown half-width in working pixels (the segmentation's own uncertainty)
     band_min: float = 3.0  # ... and in full-resolution pixels at least
     #: probable labels: "voronoi" (nearest seed, the border counting as background), "disk" (the
-    #: prior disk only), "auto" (disk when background is marked, else voronoi). "voronoi" is the
-    #: one whose error does not jump when the first background click arrives (BENCHMARKS.md)
-    init: str = "voronoi"
-    #: the border frame is definite background (away from foreground seeds) also once background is
-    #: marked, so a background click never takes that evidence away
-    frame_always: bool = True
+    #: prior disk only), "auto" (disk when background is marked, else voronoi); see docs/matte.md
+    init: str = "auto"
+    #: the border frame stays definite background (away from foreground seeds) after background
+    #: clicks too: steadier on composites, much worse on photos whose subject touches the border
+    frame_always: bool = False
 
 
 def _to_bgr8(image: np.ndarray) -> np.ndarray:
