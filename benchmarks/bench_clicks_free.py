@@ -167,14 +167,15 @@ def _finished(done_path: Path, clicks: int) -> dict:
     return done
 
 
-def part_noc_real(out: Path, root: Path, clicks: int, log, reverse: bool = False) -> dict:
-    """Resumable, and two runs (one with ``reverse``) share the work: each skips what is in the file."""
+def part_noc_real(out: Path, root: Path, clicks: int, log, reverse: bool = False, summary_only: bool = False) -> dict:
+    """Resumable, and two runs (one with ``reverse``) share the work: each skips what is in the file;
+    ``summary_only`` summarises what is there (and draws the sheet) without matting more."""
     done_path = out / "noc_real.jsonl"
     method = methods()["grabcut"]
     sheet_rows = []
     for name, image_path, gt_path, trimap_path in real_images(root)[::-1 if reverse else 1]:
         done = _finished(done_path, clicks)
-        if name in done:
+        if name in done or summary_only:
             continue
         t0 = time.perf_counter()
         kept = {}
@@ -280,6 +281,7 @@ def main() -> None:
     ap.add_argument("--real", type=Path, default=REAL)
     ap.add_argument("--real-clicks", type=int, default=20, help="protocol clicks on the real images")
     ap.add_argument("--reverse", action="store_true", help="noc-real: take the images from the last (a second run)")
+    ap.add_argument("--summary-only", action="store_true", help="noc-real: summarise the finished images only")
     ap.add_argument("--methods", default="grabcut,disks", help="weights-free methods compared: grabcut, disks")
     args = ap.parse_args()
     METHODS[:] = args.methods.split(",")
@@ -301,7 +303,7 @@ def main() -> None:
         elif part == "person":
             results[part] = part_person(args.out, args.real.parent, log)
         elif part == "noc-real":
-            results[part] = part_noc_real(args.out, args.real, args.real_clicks, log, args.reverse)
+            results[part] = part_noc_real(args.out, args.real, args.real_clicks, log, args.reverse, args.summary_only)
         else:
             raise SystemExit(f"unknown part {part!r}")
         results[part]["wall_s"] = time.perf_counter() - t0
