@@ -147,13 +147,15 @@ def save_click_quick(path: Path) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=DATA)
+    ap.add_argument("--data", type=Path, default=DATA)  # or --data ../shared/data/real/alphamatting
     ap.add_argument("--image", default="GT04", help="alphamatting.com image name")
     ap.add_argument("--sizes", default="512,1024")
     ap.add_argument("--clicks", type=int, default=20)
     ap.add_argument("--weights", type=Path, default=None, help="a click checkpoint to time as well")
     ap.add_argument("--click-quick", action="store_true", help="time the click-quick network (untrained weights)")
     ap.add_argument("--full", default="512", help="sizes at which to time the classical method at full resolution too")
+    ap.add_argument("--click-methods", default="grabcut,disks",
+                    help="the weights-free methods to time (matte --click-method): grabcut, disks")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--screenshot", type=Path, default=None)
@@ -163,26 +165,27 @@ def main() -> None:
     gt = read_alpha(args.data / "alpha" / f"{args.image}.png")
     sizes = [int(s) for s in args.sizes.split(",") if s]
     full = {int(s) for s in args.full.split(",") if s}
-    runs = [(side, "classical", None, WORK_SIZE) for side in sizes]
-    runs += [(side, "classical, full res", None, side) for side in sizes if side in full]
+    free = [m for m in args.click_methods.split(",") if m]
+    runs = [(side, f"classical {m}", None, WORK_SIZE, m) for m in free for side in sizes]
+    runs += [(side, f"classical {m}, full res", None, side, m) for m in free for side in sizes if side in full]
     if args.weights is not None:
-        runs += [(side, f"checkpoint {args.weights.name}", args.weights, WORK_SIZE) for side in sizes]
+        runs += [(side, f"checkpoint {args.weights.name}", args.weights, WORK_SIZE, None) for side in sizes]
     scratch = tempfile.TemporaryDirectory()
     if args.click_quick:
         quick = Path(scratch.name) / "click-quick-untrained.pt"
         save_click_quick(quick)
-        runs += [(side, "click-quick net (untrained)", quick, WORK_SIZE) for side in sizes]
+        runs += [(side, "click-quick net (untrained)", quick, WORK_SIZE, None) for side in sizes]
     print(f"{args.image}, {args.clicks} clicks; compute = matting + foreground at the working resolution; "
           f"server = /api/click round trip; browser = mousedown to redrawn matte (ms)", flush=True)
     print(f"{'size':>9} {'method':<28} {'work':>5} {'compute p50':>11} {'p95':>5} {'server p50':>10} {'p95':>5} "
           f"{'browser p50':>11} {'p95':>5}", flush=True)
     shot = args.screenshot
-    for side, name, weights, work in runs:
+    for side, name, weights, work, click_method in runs:
         img, alpha = resized(image, side), resized(gt, side)
         clicks = simulated_clicks(alpha, args.clicks, seed=side)
         with tempfile.TemporaryDirectory() as tmp:
             write_image(Path(tmp) / "in" / f"{args.image}.png", img)
-            method = build_method(weights, "classical", args.device, 1, "fp32", 5.0)
+            method = build_method(weights, "classical", args.device, 1, "fp32", 5.0, click_method=click_method)
             opts = MatteOptions(input=Path(tmp) / "in" / f"{args.image}.png", out=Path(tmp) / "out", overwrite=True)
             session = StudioSession(opts, method, work, weights)
             server, thread = start(session)

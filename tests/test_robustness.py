@@ -426,14 +426,21 @@ def test_a_second_video_run_into_the_same_out_is_refused_and_deletes_nothing(tmp
 
 # --- 9. small things --------------------------------------------------------------------------------------------
 
-def test_foreground_only_clicks_are_refused_like_background_only(tmp_path, capsys):
+def test_foreground_only_clicks_matte_and_the_disk_method_refuses_them(tmp_path, capsys):
     rng = np.random.default_rng(2)
     imwrite(tmp_path / "in" / "a.png", rng.integers(0, 256, (16, 16, 3), dtype=np.uint8))
     clicks = tmp_path / "clicks.json"
     clicks.write_text(json.dumps({"a.png": [{"x": 8, "y": 8, "label": "fg"}]}))
-    code, err = run_cli(["matte", str(tmp_path / "in"), "--clicks", str(clicks), "--out", str(tmp_path / "o")], capsys)
+    code, err = run_cli(["matte", str(tmp_path / "in"), "--clicks", str(clicks), "--out", str(tmp_path / "o"),
+                         "--output", "alpha"], capsys)
+    assert code == 0, err  # the weights-free default (issue 21): one foreground click gives a subject
+    from mattecli.io.images import read_raw
+
+    assert read_raw(tmp_path / "o" / "alpha" / "a.png")[8, 8] == 255
+    code, err = run_cli(["matte", str(tmp_path / "in"), "--clicks", str(clicks), "--out", str(tmp_path / "d"),
+                         "--click-method", "disks"], capsys)
     assert code == 1 and "clicksmarknobackground" in _squash(err)
-    assert not (tmp_path / "o" / "alpha" / "a.png").exists()
+    assert not (tmp_path / "d" / "alpha" / "a.png").exists()
 
 
 def test_undecodable_file_names_keep_the_failure_table_aligned(tmp_path, capsys):

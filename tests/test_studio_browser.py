@@ -53,6 +53,13 @@ def wait_for(driver, script: str, value: int, timeout: float = 60) -> None:
     WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: (d.execute_script(script) or 0) >= value)
 
 
+def open_page(driver, server) -> None:
+    """Load the studio's page and wait until its first image is shown."""
+    host, port = server.server_address[:2]
+    driver.get(f"http://{host}:{port}/?token={server.token}")
+    wait_for(driver, "return window.studio && window.studio.updates", 1)
+
+
 def click_canvas(driver, canvas, x: float, y: float, right: bool = False) -> None:
     """Click the canvas at image pixel (x, y); Selenium's offsets are from the element's centre."""
     from selenium.webdriver.common.action_chains import ActionChains
@@ -72,9 +79,7 @@ def test_click_wait_undo_save_in_headless_chromium(tmp_path):
     driver = start_browser()
     try:
         with serving(session) as server:
-            host, port = server.server_address[:2]
-            driver.get(f"http://{host}:{port}/?token={server.token}")
-            wait_for(driver, "return window.studio && window.studio.updates", 1)  # the first image is open
+            open_page(driver, server)
             assert driver.execute_script("return window.studio.ui.data.name") == "other.png"
             driver.find_element("id", "next").click()
             wait_for(driver, "return window.studio.updates", 2)
@@ -135,9 +140,7 @@ def test_click_network_heat_map_outlines_and_budget_slider(tmp_path):
     driver = start_browser()
     try:
         with serving(session) as server:
-            host, port = server.server_address[:2]
-            driver.get(f"http://{host}:{port}/?token={server.token}")
-            wait_for(driver, "return window.studio && window.studio.updates", 1)
+            open_page(driver, server)
             assert driver.find_element("id", "budget-box").is_displayed()
             assert driver.find_element("id", "budget-value").text == "2"
             click_canvas(driver, driver.find_element("id", "source"), 64, 48)
@@ -159,3 +162,65 @@ def test_click_network_heat_map_outlines_and_budget_slider(tmp_path):
             assert session.budget == 3
     finally:
         driver.quit()
+
+
+def test_stroke_changes_the_preview_saves_and_replays_in_a_separate_process(tmp_path):
+    """Issue 21: a Shift+drag paints a background stroke (one undo step), the preview changes,
+    save writes it to clicks.json, and the printed command, run as its own process, writes the same files."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    from test_studio import replay
+
+    browser_paths()
+    write_image(tmp_path / "in" / "shot.png", blob_image(H, W, 3))
+    write_image(tmp_path / "in" / "zz.png", blob_image(H, W, 4))  # never clicked: the replay leaves it out
+    driver = start_browser()
+    session = classical_session(tmp_path / "in", tmp_path / "out", outputs=("alpha", "rgba"))
+    try:
+        with serving(session) as server:
+            open_page(driver, server)
+            assert "left-click the subject" in driver.find_element("id", "status").text  # words, not JSON keys
+            source = driver.find_element("id", "source")
+            click_canvas(driver, source, 64, 48)  # one foreground click: the subject
+            wait_for(driver, "return window.studio.updates", 2)
+            alpha_at = ("const a = window.studio.ui.layers.alpha, c = document.createElement('canvas');"
+                        "c.width = a.naturalWidth; c.height = a.naturalHeight; const g = c.getContext('2d');"
+                        "g.drawImage(a, 0, 0); return g.getImageData(arguments[0], arguments[1], 1, 1).data[0];")
+            before = driver.execute_script(alpha_at, 64, 70)
+            # a background stroke (Shift+drag) across the lower part of the subject, brush radius 4 px
+            driver.execute_script("const b = document.getElementById('brush'); b.value = '4'; b.dispatchEvent(new Event('input'));")
+            rect = source.rect
+            to_screen = lambda x, y: (round((x + 0.5) / W * rect["width"] - rect["width"] / 2),  # noqa: E731
+                                      round((y + 0.5) / H * rect["height"] - rect["height"] / 2))
+            chain = ActionChains(driver).key_down(Keys.SHIFT).move_to_element_with_offset(source, *to_screen(40, 70))
+            chain.click_and_hold()
+            for x in range(46, 92, 6):
+                chain.move_to_element_with_offset(source, *to_screen(x, 70))
+            chain.release().key_up(Keys.SHIFT).perform()
+            wait_for(driver, "return window.studio.updates", 3)
+            marks = driver.execute_script("return window.studio.ui.data.clicks")
+            assert len(marks) == 2 and marks[1]["label"] == "bg" and marks[1]["radius"] == 4 and len(marks[1]["points"]) >= 3
+            after = driver.execute_script(alpha_at, 64, 70)
+            assert before == 255 and after == 0, (before, after)  # the preview changed under the stroke
+            assert "stroke over the background" in driver.find_element("id", "status").text
+            driver.find_element("id", "undo").click()  # the stroke is one step
+            wait_for(driver, "return window.studio.updates", 4)
+            assert len(driver.execute_script("return window.studio.ui.data.clicks")) == 1
+            driver.find_element("id", "redo").click()
+            wait_for(driver, "return window.studio.updates", 5)
+            driver.find_element("id", "save").click()
+            wait_for(driver, "return window.studio.saves", 1)
+            command = driver.execute_script("return window.studio.lastSave.command")
+            assert command in driver.find_element("id", "status").text
+    finally:
+        driver.quit()
+    stored = read_clicks(tmp_path / "out" / "clicks.json")
+    assert list(stored) == ["shot.png"] and type(stored["shot.png"][1]).__name__ == "Stroke"
+    alpha = read_raw(tmp_path / "out" / "alpha" / "shot.png")
+    assert alpha[70, 64] == 0 and alpha[48, 64] == 255
+    done = replay(command, tmp_path / "batch")
+    assert done.returncode == 0, done.stdout + done.stderr
+    for kind in ("alpha", "rgba"):
+        assert np.array_equal(read_raw(tmp_path / "batch" / kind / "shot.png"), read_raw(tmp_path / "out" / kind / "shot.png"))
+    assert not (tmp_path / "batch" / "alpha" / "zz.png").exists()

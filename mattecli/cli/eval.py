@@ -140,7 +140,7 @@ def _simulate_clicks(clicks: int, image_dir: Optional[Path], gt: Optional[Path],
                      data: Optional[Path], weights: Optional[Path], device: str, batch_size: int,
                      refine_patches: Optional[int], metrics: str, convention: str, workers: int, skip_missing: bool,
                      json_path: Optional[Path], csv_path: Optional[Path], plot: Optional[Path], sheet: Optional[Path],
-                     target_sad: float, worst: int) -> None:
+                     target_sad: float, worst: int, click_method: Optional[str] = None) -> None:
     """``--simulate-clicks N``: the clicks-against-error protocol (mattecli.inference.click_protocol)."""
     from rich.table import Table
 
@@ -177,7 +177,8 @@ def _simulate_clicks(clicks: int, image_dir: Optional[Path], gt: Optional[Path],
         raise MatteError(f"{len(missing)} image(s) lack a ground truth (listed above); pass --skip-missing")
     if not images:
         raise MatteError("nothing to evaluate: no image has a ground truth")
-    method = build_method(weights, "classical", device, batch_size, refine_patches=refine_patches)
+    method = build_method(weights, "classical", device, batch_size, refine_patches=refine_patches,
+                          click_method=click_method)
     console.print(method.describe())
     kept: list = []
 
@@ -312,6 +313,10 @@ def register(app: typer.Typer) -> None:
         infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
                                                  help="With --weights of a guidance-free network (shm): side of the "
                                                       "square its trimap network sees."),
+        click_method: Optional[str] = typer.Option(None, "--click-method",
+                                                   help="With --simulate-clicks and no --weights: grabcut (clicks -> "
+                                                        "segmentation -> trimap -> closed form) or disks (click disks "
+                                                        "as closed-form constraints) [default: grabcut]."),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient, Connectivity (and MAD) over the unknown region or the whole image."""
         from mattecli.cli.options import refuse_unless
@@ -335,9 +340,10 @@ def register(app: typer.Typer) -> None:
             _simulate_clicks(simulate_clicks, pred_dir, gt, trimap, data, weights, device or "auto", batch_size or 1,
                              refine_patches,
                              metrics, convention, workers, skip_missing, json_path, csv_path, plot, sheet, target_sad,
-                             worst)
+                             worst, click_method)
             return
-        for flag, value in (("--plot", plot), ("--sheet", sheet), ("--refine-patches", refine_patches)):
+        for flag, value in (("--plot", plot), ("--sheet", sheet), ("--refine-patches", refine_patches),
+                            ("--click-method", click_method)):
             if value is not None:
                 raise MatteError(f"{flag} applies to --simulate-clicks only")
 

@@ -30,7 +30,17 @@ def register(app: typer.Typer) -> None:
                                         "a PNG cutout is not.)"),
         trimap: Optional[Path] = typer.Option(None, "--trimap", help="Trimap file, or folder paired by relative path and stem."),
         clicks: Optional[Path] = typer.Option(None, "--clicks",
-                                              help='JSON: image name -> [{"x", "y", "label": "fg"|"bg"}].'),
+                                              help='JSON: image name -> [{"x", "y", "label": "fg"|"bg"}, ...]; '
+                                                   'entries may also be strokes {"label", "radius", "points": '
+                                                   '[[x, y], ...]} (docs/studio.md).'),
+        clicked_only: bool = typer.Option(False, "--clicked-only",
+                                          help="With --clicks: matte only the images the clicks file names (the "
+                                               "others are left out, not failed), as the studio's replay does."),
+        click_method: Optional[str] = typer.Option(None, "--click-method",
+                                                   help="Without --weights, how clicks become a matte: grabcut (a "
+                                                        "GrabCut segmentation seeded by the clicks and strokes gives "
+                                                        "a trimap whose band closed form mattes) or disks (the click "
+                                                        "disks alone constrain closed form) [default: grabcut]."),
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",
@@ -89,7 +99,7 @@ def register(app: typer.Typer) -> None:
             background=background, click_radius=DEFAULT_RADIUS if click_radius is None else click_radius,
             bg_color=parse_color(bg_color), bg_image=bg_image, alpha_bits=16 if alpha_16bit else 8,
             overwrite=overwrite, shard=parse_shard(shard), segmentation=segmentation, segmenter=segmenter,
-            align=align)
+            align=align, clicked_only=clicked_only)
         if bg_image is not None:
             read_rgb(bg_image)  # fail now, not after the first image
         if weights is not None and method is not None:
@@ -97,8 +107,9 @@ def register(app: typer.Typer) -> None:
                              "checkpoint's network runs: drop one of them")
         refuse_unless(weights is not None, "--weights (the classical method mattes one image at a time)",
                       batch_size=batch_size)
+        refuse_unless(clicks is not None, "--clicks", click_method=click_method)
         runner = build_method(weights, method or "classical", device, batch_size or 4, precision, click_radius,
-                              refine_patches=refine_patches, infer_size=infer_size)
+                              refine_patches=refine_patches, infer_size=infer_size, click_method=click_method)
         plan = plan_matte(options, runner)  # every setup error before any output
         console.print(runner.describe())
         with progress("img") as bar:

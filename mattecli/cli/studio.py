@@ -24,6 +24,10 @@ def register(app: typer.Typer) -> None:
         click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
                                                      help="Radius of a click's disk in full-resolution pixels \\[default: as "
                                                           "matte: 5 for the classical method, a click network's own rule]."),
+        click_method: Optional[str] = typer.Option(None, "--click-method",
+                                                   help="Without --weights: grabcut (clicks and strokes seed a "
+                                                        "segmentation whose edge band closed form mattes) or disks "
+                                                        "(click disks alone constrain closed form) [default: grabcut]."),
         work_size: int = typer.Option(384, "--work-size", min=16,
                                       help="Longer side of the live preview's computation; save is always at full resolution."),
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
@@ -48,7 +52,8 @@ def register(app: typer.Typer) -> None:
                                click_radius=DEFAULT_RADIUS if click_radius is None else click_radius,
                                bg_color=parse_color(bg_color), alpha_bits=16 if alpha_16bit else 8, overwrite=True)
         # refine_patches is refused with one line for a method without local refinement
-        method = build_method(weights, "classical", device, 1, "fp32", click_radius, refine_patches)
+        method = build_method(weights, "classical", device, 1, "fp32", click_radius, refine_patches,
+                              click_method=click_method)
         session = StudioSession(options, method, work_size, weights)
         server = StudioServer(session, host, port)
         console.print(method.describe())

@@ -12,7 +12,13 @@ of the point. All encodings are views of one signed map U (Wei et al., CVPR 2021
 - :func:`constraint_map`: uint8 HxW in the trimap encoding (255 foreground, 0 background,
   128 free), the hard constraints of the classical method.
 
-Clicks outside the image are refused with one line naming the source (``BadInput``).
+A stroke (:class:`Stroke`, the studio's drag) is a polyline of points with its own brush
+radius and label; it covers every pixel within ``radius`` of the polyline. Guidance for a
+weights-free method is one list of clicks and strokes in the order the user made them, and
+strokes are drawn into U like clicks (the later entry wins). Click networks take clicks only.
+
+Clicks and stroke points outside the image are refused with one line naming the source
+(``BadInput``).
 
 The simulated user (:func:`next_click`) is shared by the click family's training (error-driven
 extra clicks) and by ``eval --simulate-clicks``: it clicks the point deepest inside the larger
@@ -43,26 +49,84 @@ class Click:
         return "fg" if self.positive else "bg"
 
 
-def check_inside(clicks: list[Click], height: int, width: int, path: object = "clicks") -> None:
-    """One-line ``BadInput`` naming ``path`` for the first click outside the image."""
+@dataclass(frozen=True)
+class Stroke:
+    """A brush stroke: the pixels within ``radius`` of the polyline through ``points`` ((x, y) pairs)."""
+
+    points: tuple[tuple[float, float], ...]
+    radius: float
+    positive: bool
+
+    @property
+    def label(self) -> str:
+        return "fg" if self.positive else "bg"
+
+
+def strokes_in(guidance: list) -> list[Stroke]:
+    """The strokes among a guidance list of clicks and strokes."""
+    return [g for g in guidance if isinstance(g, Stroke)]
+
+
+def check_inside(clicks: list, height: int, width: int, path: object = "clicks") -> None:
+    """One-line ``BadInput`` naming ``path`` for the first click (or stroke point) outside the image."""
     for c in clicks:
-        if not (0 <= c.x <= width - 1 and 0 <= c.y <= height - 1):
-            raise BadInput(path, f"click at ({c.x:g}, {c.y:g}) lies outside the {width}x{height} image")
+        what, points = ("stroke point", c.points) if isinstance(c, Stroke) else ("click", ((c.x, c.y),))
+        for x, y in points:
+            if not (0 <= x <= width - 1 and 0 <= y <= height - 1):
+                raise BadInput(path, f"{what} at ({x:g}, {y:g}) lies outside the {width}x{height} image")
 
 
-def signed_click_map(clicks: list[Click], height: int, width: int, radius: float = DEFAULT_RADIUS,
+def _draw_stroke(out: np.ndarray, stroke: Stroke, value: float) -> None:
+    """Paint ``value`` on every pixel whose centre lies within the stroke's radius of its
+    polyline (the click disk's rule, segment by segment; only each segment's box is touched)."""
+    h, w = out.shape
+    r = float(stroke.radius)
+    pts = [(float(x), float(y)) for x, y in stroke.points]
+    for (ax, ay), (bx, by) in zip(pts, pts[1:] or pts):
+        y0, y1 = max(0, int(np.floor(min(ay, by) - r))), min(h, int(np.ceil(max(ay, by) + r)) + 1)
+        x0, x1 = max(0, int(np.floor(min(ax, bx) - r))), min(w, int(np.ceil(max(ax, bx) + r)) + 1)
+        ys, xs = np.ogrid[y0:y1, x0:x1]
+        dx, dy = bx - ax, by - ay
+        length2 = dx * dx + dy * dy
+        t = 0.0 if length2 == 0 else np.clip(((xs - ax) * dx + (ys - ay) * dy) / length2, 0.0, 1.0)
+        near = (xs - ax - t * dx) ** 2 + (ys - ay - t * dy) ** 2 <= r * r
+        out[y0:y1, x0:x1][near] = value
+
+
+def signed_click_map(clicks: list, height: int, width: int, radius: float = DEFAULT_RADIUS,
                      path: object = "clicks") -> np.ndarray:
-    """float32 HxW U: +1 in foreground disks, -1 in background disks, 0 elsewhere; later clicks win."""
+    """float32 HxW U: +1 in foreground disks, -1 in background disks, 0 elsewhere; later clicks win.
+
+    Strokes in the list are painted with their own radius, in turn with the clicks."""
     check_inside(clicks, height, width, path)
     out = np.zeros((height, width), np.float32)
     r2 = float(radius) * float(radius)
     for c in clicks:
+        if isinstance(c, Stroke):
+            _draw_stroke(out, c, 1.0 if c.positive else -1.0)
+            continue
         # only the disk's bounding box is touched: a click costs O(r^2), not O(H*W)
         y0, y1 = max(0, int(np.floor(c.y - radius))), min(height, int(np.ceil(c.y + radius)) + 1)
         x0, x1 = max(0, int(np.floor(c.x - radius))), min(width, int(np.ceil(c.x + radius)) + 1)
         ys, xs = np.ogrid[y0:y1, x0:x1]
         disk = (xs - c.x) ** 2 + (ys - c.y) ** 2 <= r2
         out[y0:y1, x0:x1][disk] = 1.0 if c.positive else -1.0
+    return out
+
+
+def scale_guidance(guidance: list, sx: float, sy: float, width: int, height: int) -> list:
+    """Clicks and strokes of a full-resolution image on a resized one (``width`` x ``height``,
+    factors ``sx``, ``sy``): pixel centres map onto pixel centres, points are clamped inside,
+    stroke radii scale with the smaller factor (at least 1 px)."""
+    def point(x: float, y: float) -> tuple[float, float]:
+        return (min(max((x + 0.5) * sx - 0.5, 0.0), width - 1.0), min(max((y + 0.5) * sy - 0.5, 0.0), height - 1.0))
+
+    out: list = []
+    for g in guidance:
+        if isinstance(g, Stroke):
+            out.append(Stroke(tuple(point(x, y) for x, y in g.points), max(1.0, g.radius * min(sx, sy)), g.positive))
+        else:
+            out.append(Click(*point(g.x, g.y), g.positive))
     return out
 
 

@@ -83,9 +83,12 @@ class MatteOptions:
     segmentation: Path | None = None  # --background only: person masks paired like the plates
     segmenter: Path | None = None  # --background only: a guidance-free checkpoint (shm) that makes the masks
     align: bool = False  # --background only: register each plate onto its image (homography)
+    clicked_only: bool = False  # --clicks only: leave out the images the clicks file names not (the studio's replay)
 
     def __post_init__(self) -> None:
         check_shard(self.shard)
+        if self.clicked_only and self.clicks is None:
+            raise MatteError("--clicked-only goes with --clicks")
         if not self.kind_folders and len(self.outputs) != 1:
             raise MatteError("outputs without kind folders need exactly one output kind")
 
@@ -346,6 +349,10 @@ def plan_items(options: MatteOptions, guidance: GuidanceSource) -> list[Item]:
     names = output_names([rel for _, rel in found])
     items = [Item(path, rel, name) for (path, rel), name in zip(found, names)]
     check_output_paths(options, items)
+    if options.clicked_only:  # names stay those of the whole input, as the studio saved them
+        items = [item for item in items if clicks_for(guidance.clicks, item.rel) is not None]
+        if not items:
+            raise MatteError(f"{guidance.clicks_path} names none of the images in {options.input}")
     return shard_items(items, options.shard)
 
 

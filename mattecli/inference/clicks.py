@@ -5,6 +5,12 @@ File format: ``{"<image>": [{"x": 12, "y": 30.5, "label": "fg"}, ...], ...}`` wh
 input is one image), with or without the extension, ``x``/``y`` are pixel coordinates
 (column, row; 0-based, origin top-left) and ``label`` is "fg" or "bg".
 
+Strokes (the studio's drags; docs/studio.md) extend the format compatibly: an entry of the
+list may instead be ``{"label": "fg"|"bg", "radius": r, "points": [[x, y], ...]}``, the
+pixels within ``r`` of the polyline through the points. Entries keep their order (a later
+entry wins where two overlap), so old files load unchanged and files without strokes are
+written exactly as before.
+
 The maps a method reads clicks as (the signed map U, the 2-channel network guidance, the
 classical method's constraints) are drawn by :mod:`mattecli.data.clicks`, one implementation
 for every user; they are re-exported here.
@@ -16,8 +22,10 @@ import math
 import os
 from pathlib import Path, PurePosixPath
 
-from mattecli.data.clicks import (DEFAULT_RADIUS, Click, check_inside, click_maps, constraint_map,  # noqa: F401
-                                  signed_click_map)
+import numpy as np
+
+from mattecli.data.clicks import (DEFAULT_RADIUS, Click, Stroke, check_inside, click_maps,  # noqa: F401
+                                  constraint_map, signed_click_map)
 from mattecli.errors import BadInput
 
 LABELS = {"fg": True, "bg": False}
@@ -39,10 +47,30 @@ def coordinate(path: Path, where: str, name: str, value: object) -> float:
     return number
 
 
-def _parse_click(path: Path, key: str, i: int, entry: object) -> Click:
+def _number(value: object) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value))
+
+
+def _parse_stroke(path: Path, where: str, entry: dict) -> Stroke:
+    label, radius, points = entry.get("label"), entry.get("radius"), entry["points"]
+    if label not in LABELS:
+        raise BadInput(path, f"{where}: label must be \"fg\" or \"bg\", not {label!r}")
+    if not _number(radius) or radius <= 0:
+        raise BadInput(path, f"{where}: a stroke needs a positive number \"radius\" (its brush radius in pixels)")
+    if not isinstance(points, list) or not points:
+        raise BadInput(path, f"{where}: \"points\" must be a non-empty list of [x, y] pairs")
+    for p in points:
+        if not (isinstance(p, list) and len(p) == 2 and _number(p[0]) and _number(p[1])):
+            raise BadInput(path, f"{where}: stroke point {p!r} is not an [x, y] pair of numbers")
+    return Stroke(tuple((float(x), float(y)) for x, y in points), float(radius), LABELS[label])
+
+
+def _parse_click(path: Path, key: str, i: int, entry: object) -> Click | Stroke:
     where = f"entry {i} of {key!r}"
     if not isinstance(entry, dict):
-        raise BadInput(path, f"{where} is not an object with x, y and label")
+        raise BadInput(path, f"{where} is not an object with x, y and label (or a stroke with points)")
+    if "points" in entry:
+        return _parse_stroke(path, where, entry)
     try:
         x, y, label = entry["x"], entry["y"], entry["label"]
     except KeyError as exc:
@@ -53,7 +81,7 @@ def _parse_click(path: Path, key: str, i: int, entry: object) -> Click:
     return Click(float(x), float(y), LABELS[label])
 
 
-def read_clicks(path: str | os.PathLike) -> dict[str, list[Click]]:
+def read_clicks(path: str | os.PathLike) -> dict[str, list[Click | Stroke]]:
     """Parse and validate a clicks file; keys are normalised to POSIX relative paths."""
     path = Path(path)
     try:
@@ -73,13 +101,19 @@ def read_clicks(path: str | os.PathLike) -> dict[str, list[Click]]:
     return out
 
 
-def clicks_to_json(clicks: dict[str, list[Click]]) -> dict[str, list[dict[str, object]]]:
-    """The JSON object :func:`read_clicks` reads back to the same clicks (floats round-trip exactly)."""
-    return {key: [{"x": c.x, "y": c.y, "label": "fg" if c.positive else "bg"} for c in entries]
-            for key, entries in clicks.items()}
+def entry_to_json(entry: Click | Stroke) -> dict[str, object]:
+    """One click or stroke as its JSON object (floats round-trip exactly)."""
+    if isinstance(entry, Stroke):
+        return {"label": entry.label, "radius": entry.radius, "points": [[x, y] for x, y in entry.points]}
+    return {"x": entry.x, "y": entry.y, "label": entry.label}
 
 
-def write_clicks(path: str | os.PathLike, clicks: dict[str, list[Click]]) -> None:
+def clicks_to_json(clicks: dict[str, list[Click | Stroke]]) -> dict[str, list[dict[str, object]]]:
+    """The JSON object :func:`read_clicks` reads back to the same clicks and strokes."""
+    return {key: [entry_to_json(c) for c in entries] for key, entries in clicks.items()}
+
+
+def write_clicks(path: str | os.PathLike, clicks: dict[str, list[Click | Stroke]]) -> None:
     """Write a clicks file atomically, in the format ``matte --clicks`` reads."""
     from mattecli.io.atomic import write_json
 

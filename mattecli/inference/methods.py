@@ -17,7 +17,7 @@ import torch
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, clamp_known
 from mattecli.devices import device_name, resolve_device
 from mattecli.errors import BadInput, MatteError
-from mattecli.data.clicks import DEFAULT_RADIUS, click_maps, constraint_map
+from mattecli.data.clicks import DEFAULT_RADIUS, click_maps, constraint_map, strokes_in
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
 from mattecli.inference.foreground import estimate_foreground, estimate_foreground_tensor
 from mattecli.io.images import MAX_PIXELS_ENV, max_pixels
@@ -51,26 +51,43 @@ class Method:
         raise NotImplementedError
 
 
+#: how the weights-free method reads clicks (``--click-method``): a segmentation seeded by the
+#: clicks and strokes gives a trimap (mattecli.inference.click_trimap), or the click disks alone
+#: are the closed form's constraints (the older method)
+CLICK_METHODS = ("grabcut", "disks")
+
+
 class ClassicalMethod(Method):
-    """Closed-form matting from a trimap, from clicks (disks as hard constraints), or from a
-    trimap derived from a background plate; no weights."""
+    """Closed-form matting from a trimap, from clicks (through a click-seeded trimap, or disks as
+    hard constraints), or from a trimap derived from a background plate; no weights."""
 
     name = "the classical method"
     guidance_kinds = ("trimap", "clicks", "background")
 
-    def __init__(self, device: torch.device, click_radius: float | None = None) -> None:
+    def __init__(self, device: torch.device, click_radius: float | None = None, click_method: str = "grabcut") -> None:
         super().__init__(device)
+        if click_method not in CLICK_METHODS:
+            raise MatteError(f"--click-method {click_method}: choose from {', '.join(CLICK_METHODS)}")
         self.click_radius = DEFAULT_RADIUS if click_radius is None else click_radius
+        self.click_method = click_method
+        #: GrabCut's working side (None: ClickTrimapSettings' default); the studio's previews use a smaller one
+        self.segment_side: int | None = None
 
     def describe(self) -> str:
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
         where = "cpu (1 thread)" if self.device.type == "cpu" else device_name(self.device)
-        return (f"method: classical closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, float64, "
-                f"on the CPU; foreground colour (Germer et al.) on {where}, float32")
+        clicks = ("clicks -> GrabCut trimap -> " if self.click_method == "grabcut" else "")
+        return (f"method: classical {clicks}closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, "
+                f"float64, on the CPU; foreground colour (Germer et al.) on {where}, float32")
 
     def alpha(self, job) -> np.ndarray:
         if job.kind == "trimap":
             return closed_form_alpha(job.image, trimap=job.guidance)
+        if job.kind == "clicks" and self.click_method == "grabcut":
+            from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap_alpha
+
+            settings = ClickTrimapSettings() if self.segment_side is None else ClickTrimapSettings(work_side=self.segment_side)
+            return click_trimap_alpha(job.image, job.guidance, self.click_radius, settings, path=job.item.path)
         if job.kind == "clicks":
             h, w = job.image.shape[:2]
             labels = constraint_map(job.guidance, h, w, self.click_radius, path=job.item.path)
@@ -177,6 +194,9 @@ class LearnedMethod(Method):
         elif job.kind == "background":
             g = _chw_float(job.guidance)
         elif job.kind == "clicks":
+            if strokes_in(job.guidance):
+                raise BadInput(job.item.path, "click networks take clicks, not strokes: drop its strokes, or matte "
+                                              "it without --weights")
             g = torch.from_numpy(click_maps(job.guidance, h, w, self.radius_for(h, w), path=job.item.path))
         else:
             g = None
@@ -278,11 +298,15 @@ MAX_CLICK_RADIUS = 100_000
 
 def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
                  precision: str = "fp32", click_radius: float | None = None,
-                 refine_patches: int | None = None, infer_size: int | None = None) -> Method:
+                 refine_patches: int | None = None, infer_size: int | None = None,
+                 click_method: str | None = None) -> Method:
     if click_radius is not None and not (0 <= click_radius <= MAX_CLICK_RADIUS):
         raise MatteError(f"--click-radius {click_radius:g}: give a radius from 0 to {MAX_CLICK_RADIUS} pixels")
     dev = resolve_device(device)
     if weights is not None:
+        if click_method is not None:
+            raise MatteError(f"--click-method {click_method} applies to the weights-free method; a click network "
+                             "reads clicks its own way (drop --click-method or --weights)")
         return LearnedMethod(weights, dev, batch_size, precision, click_radius, refine_patches, infer_size)
     if refine_patches is not None:
         raise MatteError("--refine-patches applies to click networks (--weights); the classical method has no "
@@ -293,4 +317,4 @@ def build_method(weights: str | os.PathLike | None, method: str, device: str, ba
         raise MatteError(f"--method {method}: only 'classical' runs without --weights")
     if precision != "fp32":
         raise MatteError("--precision applies to trained networks; the classical method runs in float64/float32")
-    return ClassicalMethod(dev, click_radius)
+    return ClassicalMethod(dev, click_radius, click_method or "grabcut")

@@ -27,6 +27,7 @@ GET  /api/state          the images, the method, whether it has a refinement bud
 GET  /api/image?i=       that image's clicks and current matte (as ``data:`` PNG URLs)
 GET  /api/view?i=        the image itself (JPEG, longer side at most 2048)
 POST /api/click          ``{"i", "x", "y", "label": "fg"|"bg"}``; answers like /api/image
+POST /api/stroke         ``{"i", "label", "radius", "points": [[x, y], ...]}`` (a drag); likewise
 POST /api/undo|redo|clear ``{"i"}``; answers like /api/image
 POST /api/budget         ``{"i", "value"}``: the refinement budget (click networks only)
 POST /api/save           ``{"i"}``: write the outputs and clicks.json; answers the files
@@ -53,6 +54,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from mattecli.errors import MatteError, first_line
+from mattecli.inference.clicks import entry_to_json
 from mattecli.io.images import encode_image
 from mattecli.studio.session import Preview, StudioSession
 
@@ -64,6 +66,7 @@ REQUEST_TIMEOUT = 15.0
 MAX_CONNECTIONS = 32
 #: the largest integer a number field accepts (beyond it, floats lose integer precision)
 MAX_INTEGER = 2 ** 53
+MAX_STROKE_POINTS = 2000  # a drag's points (the page thins them to about one per brush radius)
 STATIC = {"studio.js": "text/javascript; charset=utf-8", "studio.css": "text/css; charset=utf-8"}
 
 
@@ -374,7 +377,7 @@ class StudioHandler(BaseHTTPRequestHandler):
     def _post(self, action: str, data: dict) -> None:
         session = self.server.session
         index = self._checked(self._number(data, "i", int))
-        if action in ("click", "undo", "redo", "clear", "budget"):
+        if action in ("click", "stroke", "undo", "redo", "clear", "budget"):
             with session.arriving(index):
                 self._change(action, index, data)
             self._json(self._image(index, skip_superseded=True))
@@ -394,6 +397,21 @@ class StudioHandler(BaseHTTPRequestHandler):
             if label not in ("fg", "bg"):
                 raise RequestError(HTTPStatus.BAD_REQUEST, f"label must be \"fg\" or \"bg\", not {label!r}")
             session.add_click(index, self._number(data, "x"), self._number(data, "y"), label == "fg")
+        elif action == "stroke":
+            label, points = data.get("label"), data.get("points")
+            if label not in ("fg", "bg"):
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"label must be \"fg\" or \"bg\", not {label!r}")
+            radius = self._number(data, "radius")
+            if radius <= 0:
+                raise RequestError(HTTPStatus.BAD_REQUEST, "'radius' must be positive")
+            if not isinstance(points, list) or not 1 <= len(points) <= MAX_STROKE_POINTS:
+                raise RequestError(HTTPStatus.BAD_REQUEST, f"'points' must be a list of 1 to {MAX_STROKE_POINTS} [x, y] pairs")
+            pairs = []
+            for p in points:
+                if not isinstance(p, list) or len(p) != 2:
+                    raise RequestError(HTTPStatus.BAD_REQUEST, "each stroke point must be an [x, y] pair")
+                pairs.append((self._number({"x": p[0]}, "x"), self._number({"y": p[1]}, "y")))
+            session.add_stroke(index, pairs, radius, label == "fg")
         elif action == "undo":
             session.undo(index)
         elif action == "redo":
@@ -418,7 +436,7 @@ class StudioHandler(BaseHTTPRequestHandler):
             h, w = s.image(index).shape[:2]
             skip = skip_superseded and s.superseded(index)
             return {"i": index, "name": st.item.rel.as_posix(), "width": w, "height": h, "revision": st.revision,
-                    "clicks": [{"x": c.x, "y": c.y, "label": "fg" if c.positive else "bg"} for c in st.clicks],
+                    "clicks": [entry_to_json(c) for c in st.clicks],
                     "can_undo": bool(st.undo), "can_redo": bool(st.redo),
                     "budget": s.budget if s.supports_budget else None,
                     "preview": {"superseded": True} if skip else preview_json(s.preview(index))}

@@ -27,6 +27,7 @@ import numpy as np
 from mattecli.errors import BadInput, CannotWrite, MatteError
 from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, OutputWriter, check_outputs,
                                       plan_items, unit_to_uint8, write_result)
+from mattecli.data.clicks import Stroke, check_inside, scale_guidance
 from mattecli.inference.clicks import Click, clicks_for, read_clicks, write_clicks
 from mattecli.io.atomic import all_or_nothing, is_inside
 from mattecli.io.images import encode_image, read_rgb
@@ -37,6 +38,9 @@ from mattecli.report.heatmap import uncertainty_overlay
 MAX_CLICKS = 1000
 MAX_UNDO = 200
 WORK_SIZE = 384  # longer side of the preview computation (about a second a click on 2 busy cores; BENCHMARKS.md)
+#: longer side of the weights-free method's GrabCut in previews (saves use the method's own, 400):
+#: GrabCut dominates a preview's cost and 256 px keeps the segmentation of the 384-px preview
+PREVIEW_SEGMENT_SIDE = 256
 VIEW_SIZE = 2048  # longer side of the picture the page shows and takes clicks on
 CLICKS_FILE = "clicks.json"
 CLICKS_LOCK = ".mattecli-clicks.lock"  # studios sharing one --out take turns to merge clicks.json
@@ -57,18 +61,11 @@ class Preview:
 @dataclass
 class ImageState:
     item: Item
-    clicks: list[Click] = field(default_factory=list)
-    undo: list[list[Click]] = field(default_factory=list)
-    redo: list[list[Click]] = field(default_factory=list)
+    clicks: list[Click | Stroke] = field(default_factory=list)  # clicks and strokes, in the order made
+    undo: list[list[Click | Stroke]] = field(default_factory=list)  # a stroke is one step, like a click
+    redo: list[list[Click | Stroke]] = field(default_factory=list)
     revision: int = 0  # counts changes, so the page can drop answers older than what it shows
     preview: tuple[tuple, Preview] | None = None  # (key the preview was computed for, preview)
-
-
-def _scale_click(c: Click, sx: float, sy: float, w: int, h: int) -> Click:
-    """A full-resolution click at the working resolution (pixel centres map onto pixel centres)."""
-    x = min(max((c.x + 0.5) * sx - 0.5, 0.0), w - 1.0)
-    y = min(max((c.y + 0.5) * sy - 0.5, 0.0), h - 1.0)
-    return Click(x, y, c.positive)
 
 
 def _patch_boxes(value) -> list[list[float]]:
@@ -206,6 +203,17 @@ class StudioSession:
                 raise MatteError(f"{state.item.rel}: {MAX_CLICKS} clicks is the most an image takes; undo or clear some")
             self._change(state, state.clicks + [Click(float(x), float(y), bool(positive))])
 
+    def add_stroke(self, index: int, points: list[tuple[float, float]], radius: float, positive: bool) -> None:
+        """A brush stroke (full-resolution points and radius): one undo step."""
+        with self.lock:
+            state = self.state(index)
+            h, w = self.image(index).shape[:2]
+            stroke = Stroke(tuple((float(x), float(y)) for x, y in points), float(radius), bool(positive))
+            check_inside([stroke], h, w, state.item.rel)
+            if not points or radius <= 0:
+                raise MatteError("a stroke needs at least one point and a positive brush radius")
+            self._change(state, state.clicks + [stroke])
+
     def clear(self, index: int) -> None:
         with self.lock:
             state = self.state(index)
@@ -238,18 +246,21 @@ class StudioSession:
             state.revision += 1
 
     # -- matting --------------------------------------------------------------------------------
-    def _configure(self, radius: float | None, want_foreground: bool) -> dict:
+    def _configure(self, radius: float | None, want_foreground: bool, preview: bool = False) -> dict:
         """Set the method up for one run; returns what to restore."""
         m = self.method
         before = {"click_radius": m.click_radius, "want_foreground": m.want_foreground}
         m.click_radius, m.want_foreground = radius, want_foreground
+        if hasattr(m, "segment_side"):
+            before["segment_side"] = m.segment_side
+            m.segment_side = PREVIEW_SEGMENT_SIDE if preview else m.segment_side
         if self.supports_budget:
             before["refine_patches"] = m.refine_patches
             m.refine_patches = self.budget
         return before
 
-    def _run(self, job: Job, radius: float | None, want_foreground: bool):
-        before = self._configure(radius, want_foreground)
+    def _run(self, job: Job, radius: float | None, want_foreground: bool, preview: bool = False):
+        before = self._configure(radius, want_foreground, preview)
         try:
             [(_, result)] = list(self.method.run([job]))
         finally:
@@ -271,11 +282,11 @@ class StudioSession:
             small = self.work_image(index)
             h, w = small.shape[:2]
             sx, sy = w / full_w, h / full_h
-            clicks = [_scale_click(c, sx, sy, w, h) for c in state.clicks]
+            clicks = scale_guidance(state.clicks, sx, sy, w, h)
             job = Job(state.item, small, clicks, "clicks")
             # an explicit radius scales with the image; a network's own rule (None) is applied to the small image
             radius = self.method.click_radius
-            result = self._run(job, None if radius is None else radius * min(sx, sy), True)
+            result = self._run(job, None if radius is None else radius * min(sx, sy), True, preview=True)
             if isinstance(result, Exception):
                 preview = Preview(None, None, None, [], (time.perf_counter() - start) * 1000, str(result))
             else:
@@ -317,12 +328,18 @@ class StudioSession:
             return [state.item.output(self.options.out, k) for k in kinds] + [self.clicks_path]
 
     def batch_command(self) -> str:
-        """The ``mattecli matte`` command that reproduces the saved mattes."""
+        """The ``mattecli matte`` command (shell-quoted) that reproduces the saved mattes: only the
+        images saved with clicks (``--clicked-only`` when some have none), so it exits 0."""
         o = self.options
         parts = ["mattecli", "matte", str(o.input), "--clicks", str(self.clicks_path), "--out", str(o.out),
                  "--output", ",".join(o.outputs)]
+        saved = read_clicks(self.clicks_path) if self.clicks_path.is_file() else {}
+        if any(clicks_for(saved, st.item.rel) is None for st in self.states):
+            parts.append("--clicked-only")
         if self.method.click_radius is not None:  # None: the network's own radius rule, matte's default too
             parts += ["--click-radius", f"{self.method.click_radius:g}"]
+        if getattr(self.method, "click_method", "grabcut") != "grabcut":
+            parts += ["--click-method", self.method.click_method]
         if "comp" in o.outputs:
             parts += ["--bg-color", "{},{},{}".format(*o.bg_color)]
             if o.bg_image is not None:

@@ -54,7 +54,19 @@ function drawSource() {
   ctx.drawImage(ui.picture, 0, 0, source.width, source.height);
   const s = source.width / ui.data.width;
   const r = Math.max(4, source.width / 120);
+  const strokes = ui.data.clicks.filter((c) => c.points).concat(ui.drag && ui.drag.painting ? [ui.drag] : []);
+  ctx.lineCap = "round";
+  ctx.lineJoin = "round";
+  for (const st of strokes) {
+    ctx.beginPath();
+    st.points.forEach(([x, y], k) => (k ? ctx.lineTo : ctx.moveTo).call(ctx, (x + 0.5) * s, (y + 0.5) * s));
+    if (st.points.length === 1) ctx.lineTo((st.points[0][0] + 0.5) * s + 0.01, (st.points[0][1] + 0.5) * s);
+    ctx.lineWidth = Math.max(2, 2 * st.radius * s);
+    ctx.strokeStyle = st.label === "fg" ? "rgba(46, 204, 64, 0.55)" : "rgba(255, 65, 54, 0.55)";
+    ctx.stroke();
+  }
   for (const c of ui.data.clicks) {
+    if (c.points) continue;
     ctx.beginPath();
     ctx.arc((c.x + 0.5) * s, (c.y + 0.5) * s, r, 0, 2 * Math.PI);
     ctx.fillStyle = c.label === "fg" ? "#2ecc40" : "#ff4136";
@@ -72,7 +84,8 @@ function drawResult() {
   ctx.clearRect(0, 0, w, h);
   if (!p || !p.alpha) {
     if (ui.picture) { ctx.globalAlpha = 0.25; ctx.drawImage(ui.picture, 0, 0, w, h); ctx.globalAlpha = 1; }
-    $("result-caption").textContent = p && p.note ? p.note : "click on the image: left = foreground, right = background";
+    $("result-caption").textContent = p && p.note ? p.note
+      : "left-click the subject, right-click the background (or drag to paint over them)";
     return;
   }
   if (ui.view === "alpha") {
@@ -129,7 +142,25 @@ async function show(data, started) {
   }
   window.studio.updates += 1;
   document.body.dataset.updates = String(window.studio.updates);
-  status(`${data.name}: ${data.clicks.length} click(s)` + (p && p.note ? ` — ${p.note}` : ""), Boolean(p && p.note));
+  status(`${data.name}: ${describe(data.clicks)}` + (p && p.note ? ` — ${p.note}` : ""), Boolean(p && p.note));
+}
+
+// What a person has marked, in words (the page never shows JSON keys).
+function describe(marks) {
+  if (!marks.length) return "nothing marked yet: left-click the subject, right-click the background";
+  const count = (pred) => marks.filter(pred).length;
+  const parts = [];
+  const fg = count((c) => !c.points && c.label === "fg"), bg = count((c) => !c.points && c.label === "bg");
+  const fgs = count((c) => c.points && c.label === "fg"), bgs = count((c) => c.points && c.label === "bg");
+  const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
+  if (fg) parts.push(`${plural(fg, "click")} on the subject`);
+  if (bg) parts.push(`${plural(bg, "click")} on the background`);
+  if (fgs) parts.push(`${plural(fgs, "stroke")} over the subject`);
+  if (bgs) parts.push(`${plural(bgs, "stroke")} over the background`);
+  let hint = "";
+  if (!fg && !fgs) hint = " — now left-click the subject";
+  else if (!bg && !bgs) hint = " — right-click the background where the matte is wrong";
+  return parts.join(", ") + hint;
 }
 
 function label(img, i) { return `${i + 1}. ${img.name}${img.clicks ? ` (${img.clicks})` : ""}`; }
@@ -146,6 +177,10 @@ async function open(i) {
     if (ui.i !== i) return;
     ui.picture = picture;
     for (const c of [source, result]) { c.width = picture.naturalWidth; c.height = picture.naturalHeight; }
+    const brush = $("brush");
+    brush.max = String(Math.max(10, Math.round(Math.max(data.width, data.height) / 10)));
+    if (!brush.dataset.touched) brush.value = String(Math.max(2, Math.round(Math.max(data.width, data.height) / 100)));
+    $("brush-value").textContent = brush.value;
     await show(data);
   } catch (e) { status(e.message, true); }
 }
@@ -165,7 +200,7 @@ async function save() {
     window.studio.saves += 1;
     window.studio.lastSave = r;
     document.body.dataset.saves = String(window.studio.saves);
-    status(`saved ${r.saved.join(", ")} in ${r.out}`);
+    status(`saved ${r.saved.join(", ")} in ${r.out}. To redo every saved image in batch: ${r.command}`);
   } catch (e) { status(e.message, true); }
   $("save").disabled = !(ui.data && ui.data.clicks.length);
 }
@@ -178,17 +213,51 @@ function imageCoords(canvas, ev) {
   return { x: Math.round(x * 10) / 10, y: Math.round(y * 10) / 10 };
 }
 
+// A press that does not move is a click; a drag paints a stroke of the brush's radius (in image
+// pixels), sent on release as one change (one undo step).
+const DRAG_PIXELS = 4;  // screen pixels a press must move to become a stroke
+
+function brushRadius() { return Number($("brush").value); }
+
 for (const canvas of [source, result]) {
   canvas.addEventListener("contextmenu", (ev) => ev.preventDefault());
   canvas.addEventListener("mousedown", (ev) => {
     if (!ui.data || ev.button === 1) return;
     ev.preventDefault();
-    const started = performance.now();
     const positive = ev.button === 0 && !ev.shiftKey && !ev.altKey;
-    const { x, y } = imageCoords(canvas, ev);
-    act("click", { x, y, label: positive ? "fg" : "bg" }, started);
+    ui.drag = { canvas, label: positive ? "fg" : "bg", x0: ev.clientX, y0: ev.clientY, painting: false,
+                points: [], radius: brushRadius() };
+    const p = imageCoords(canvas, ev);
+    ui.drag.points.push([p.x, p.y]);
   });
 }
+
+window.addEventListener("mousemove", (ev) => {
+  const d = ui.drag;
+  if (!d) return;
+  if (!d.painting && Math.hypot(ev.clientX - d.x0, ev.clientY - d.y0) < DRAG_PIXELS) return;
+  d.painting = true;
+  const p = imageCoords(d.canvas, ev);
+  const [lx, ly] = d.points[d.points.length - 1];
+  if (Math.hypot(p.x - lx, p.y - ly) >= Math.max(1, d.radius / 2)) d.points.push([p.x, p.y]);
+  drawSource();
+});
+
+window.addEventListener("mouseup", (ev) => {
+  const d = ui.drag;
+  if (!d) return;
+  ui.drag = null;
+  const started = performance.now();
+  if (d.painting) {
+    const p = imageCoords(d.canvas, ev);
+    const [lx, ly] = d.points[d.points.length - 1];
+    if (p.x !== lx || p.y !== ly) d.points.push([p.x, p.y]);
+    act("stroke", { points: d.points.slice(0, 2000), radius: d.radius, label: d.label }, started);
+  } else {
+    const [x, y] = d.points[0];
+    act("click", { x, y, label: d.label }, started);
+  }
+});
 
 $("undo").onclick = () => act("undo");
 $("redo").onclick = () => act("redo");
@@ -200,6 +269,7 @@ $("images").onchange = (ev) => open(Number(ev.target.value));
 for (const r of document.querySelectorAll("input[name=view]")) r.onchange = (ev) => { ui.view = ev.target.value; drawResult(); };
 for (const r of document.querySelectorAll("input[name=backdrop]")) r.onchange = (ev) => { ui.backdrop = ev.target.value; drawResult(); };
 $("colour").oninput = () => { ui.backdrop = "colour"; document.querySelector("input[name=backdrop][value=colour]").checked = true; drawResult(); };
+$("brush").oninput = () => { $("brush").dataset.touched = "1"; $("brush-value").textContent = $("brush").value; };
 $("budget").oninput = () => { $("budget-value").textContent = $("budget").value; };
 $("budget").onchange = () => act("budget", { value: Number($("budget").value) }, performance.now());
 
