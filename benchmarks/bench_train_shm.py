@@ -62,13 +62,13 @@ def prior_predictor(prior: np.ndarray):
 
 def network(model: torch.nn.Module):
     model = model.eval()
-    cache: dict[str, np.ndarray] = {}
+    cache: dict[int, np.ndarray] = {}  # by item: val and test items share names
 
     def run(item) -> np.ndarray:
-        if item.name not in cache:
+        if id(item) not in cache:
             x = torch.from_numpy(item.image).permute(2, 0, 1)[None].float().div(255)
-            cache[item.name] = model.predict(x)["alpha"][0, 0].numpy()
-        return cache[item.name]
+            cache[id(item)] = model.predict(x)["alpha"][0, 0].numpy()
+        return cache[id(item)]
     return run
 
 
