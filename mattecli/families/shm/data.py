@@ -52,14 +52,13 @@ def resize(arr: np.ndarray, width: int, height: int, nearest: bool = False) -> n
 
 
 def scaled_composite_layers(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, base: int, scale: float,
-                            crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+                            crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The composite's layers at ``base * scale`` a side, at least ``crop`` a side.
 
     The subject (fg, alpha) is resized to round(base * scale) square; when that is smaller
     than the crop, it is padded with transparent pixels (alpha 0) to the crop's side at a
     random place, so the subject really is smaller in the frame, and the background is drawn
-    at the padded size (a whole photograph, as at inference, never a padded border). Returns
-    the layers and the scale realised (side / base)."""
+    at the padded size (a whole photograph, as at inference, never a padded border)."""
     side = max(int(round(base * scale)), 1)
     fg, alpha = resize(fg, side, side), resize(alpha, side, side)
     canvas = max(side, crop)
@@ -69,7 +68,7 @@ def scaled_composite_layers(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, b
         pad = ((top, canvas - side - top), (left, canvas - side - left))
         fg = np.pad(fg, pad + ((0, 0),))
         alpha = np.pad(alpha, pad)
-    return fg, alpha, bg, side / base
+    return fg, alpha, bg
 
 
 class SHMTrainDataset(SourceDataset):
@@ -103,7 +102,7 @@ class SHMTrainDataset(SourceDataset):
         h, w = alpha.shape
         bg = random_background(self.source.backgrounds, w, h, rng)
         scale = float(rng.uniform(*self.scale_range))
-        fg, alpha, bg, _ = scaled_composite_layers(fg, alpha, bg, self.base, scale, self.crop, rng)
+        fg, alpha, bg = scaled_composite_layers(fg, alpha, bg, self.base, scale, self.crop, rng)
         size = self.crop
         side = alpha.shape[0]
         trimap = None
