@@ -3,9 +3,9 @@ blind T-Net (image zeroed) trained the same way ends with a clearly higher loss 
 
 Fresh procedural foregrounds and backgrounds (seeds no other test uses), composited on the fly by
 the family's own tnet-stage pipeline (random backgrounds, scales 0.75-1.25, flips) over several
-epochs, 48 px T-Net inputs, a width-8 T-Net, 150 Adam steps of batch 8. Measured at 1 thread:
-the seeing network's loss falls to 0.56x its start (bound 0.7x) and ends at 0.71x the blind
-one's (bound 0.85x). About 15 CPU-seconds per network. On 8 held-out composites this small T-Net
+epochs, 48 px T-Net inputs, a width-8 T-Net, 150 Adam steps of batch 8. Measured at 1 / 2
+threads: the seeing network's loss falls to 0.56x / 0.54x its start (bound 0.7x) and ends at
+0.71x / 0.69x the blind one's (bound 0.85x). About 15 CPU-seconds per network. On 8 held-out composites this small T-Net
 does NOT beat the blind one (cross-entropy with batch statistics 0.62 against 0.57): at this
 scale it learns the training composites faster than the task (the benchmark, not this test,
 measures generalisation: BENCHMARKS.md).
