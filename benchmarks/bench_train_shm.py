@@ -1,85 +1,81 @@
-"""Evidence that SHM training learns: held-out whole-image metrics before and after ``shm-quick``.
+"""Evidence that SHM training learns the task: shm-quick against image-blind baselines.
 
 On ``benchmarks/heldout.py`` splits (train / val / test compose datasets from fresh procedural
-sources, none of them the built-in samples), train the ``shm-quick`` recipe, all three stages
-(tnet, mnet, e2e), each stage's checkpoint selected on ``val`` (never on ``test``). Then score
-on ``test``, in the same run:
+sources of ``--size`` px, none of them the built-in samples; composites made with ``compose``'s
+defaults), train the ``shm-quick`` recipe, all three stages (tnet, mnet, e2e), each stage's
+checkpoint selected on ``val`` (never on ``test``). Then score on ``test`` at the composites'
+full size (``predict``, as ``mattecli matte --weights`` runs it), in the same run:
 
-- a constant prediction (the mean alpha of the training composites; for the trimap, the most
-  frequent training class everywhere),
-- the untrained network (the seeded initialisation the run starts from),
-- the network after the two pre-training stages (``mnet/best.pt``: pre-trained T-Net and M-Net),
-- the network after end-to-end training (``RUN/best.pt``).
+- the per-pixel **location prior**: the mean of the TRAINING alphas, each resized to a common
+  grid, resized to the test image (where subjects usually are; it never looks at the image),
+  and the same prior made from the test alphas themselves (a stronger, unfair blind baseline);
+- a constant prediction (the training alphas' mean);
+- the untrained network, the network after the two pre-training stages (``mnet/best.pt``)
+  and after end-to-end training (``RUN/best.pt``).
 
-Metrics: whole-image SAD / MSE / MAD (the trimap-free convention) and the unknown-band SAD,
-plus the trimap pixel accuracy against the trimap the T-Net is trained to predict (the
-project's generator with the recipe's ``tnet_trimap_*`` at the T-Net's input scale). Also
-the training throughput, and a contact sheet of the quick model on the real portraits of
+Metrics: whole-image SAD / MSE / MAD (the trimap-free convention) and the unknown-band SAD of
+the test trimaps. Also the training throughput, the training process's CPU seconds (an
+idle-machine estimate: on an idle 2-core machine the wall time is about the CPU seconds over
+the thread count), and optionally a contact sheet on the real portraits of
 ``/work/shared/data/real/p3m_portraits`` (whose alphas are P3M-Net predictions, not truth).
 
-    python benchmarks/bench_train_shm.py --out /tmp/bench-shm [--sheet docs/img/shm_quick_p3m.jpg]
+    python benchmarks/bench_train_shm.py --out /tmp/bench-shm [--set stages.e2e.iters=10] [--sheet F]
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
+import resource
 import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from heldout import load_items, make_splits, score  # noqa: E402
 
-from mattecli.data.sources import find_samples, read_pair  # noqa: E402
-from mattecli.data.trimap import trimap_from_alpha  # noqa: E402
 from mattecli.families.registry import build_model, get_family, load_model  # noqa: E402
-from mattecli.families.shm.data import resize  # noqa: E402
 from mattecli.seeding import derive_seed  # noqa: E402
 from mattecli.train.engine import _seed_everything, train  # noqa: E402
-from mattecli.train.recipe import load_recipe, stage_recipe  # noqa: E402
+from mattecli.train.recipe import build_recipe, stage_recipe  # noqa: E402
 
 P3M = Path("/work/shared/data/real/p3m_portraits")
-LEVELS = np.array([0, 128, 255], np.uint8)
+PRIOR_GRID = 64
+#: ``mattecli compose``'s default --trimap-iterations (its --trimap-kernel default 2-5 is heldout's too)
+COMPOSE_DEFAULT_ITERATIONS = "5-15"
 
 
-def reference_trimap(alpha: np.ndarray, flat: dict) -> np.ndarray:
-    """The trimap the T-Net learns: the generator on the alpha at the T-Net's input scale."""
-    h, w = alpha.shape
-    s = int(flat["infer_size"])
-    small = resize((np.clip(alpha, 0, 1) * 255).round().astype(np.uint8), s, s)
-    k, it = flat["tnet_trimap_kernel"], flat["tnet_trimap_iterations"]
-    k = k if isinstance(k, int) else k[0]
-    it = it if isinstance(it, int) else it[0]
-    return resize(trimap_from_alpha(small, k, it, k, it), w, h, nearest=True)
+def location_prior(alphas: list[np.ndarray]) -> np.ndarray:
+    """Per-pixel mean of ``alphas`` (float, [0, 1]), each resized to a PRIOR_GRID square first."""
+    grid = [cv2.resize(a.astype(np.float32), (PRIOR_GRID, PRIOR_GRID), interpolation=cv2.INTER_AREA) for a in alphas]
+    return np.mean(grid, axis=0)
+
+
+def prior_predictor(prior: np.ndarray):
+    return lambda item: cv2.resize(prior, (item.alpha.shape[1], item.alpha.shape[0]), interpolation=cv2.INTER_LINEAR)
 
 
 def network(model: torch.nn.Module):
     model = model.eval()
-    cache: dict[str, dict[str, np.ndarray]] = {}
+    cache: dict[int, np.ndarray] = {}  # by item: val and test items share names
 
-    def run(item) -> dict[str, np.ndarray]:
-        if item.name not in cache:
+    def run(item) -> np.ndarray:
+        if id(item) not in cache:
             x = torch.from_numpy(item.image).permute(2, 0, 1)[None].float().div(255)
-            out = model.predict(x)
-            cache[item.name] = {"alpha": out["alpha"][0, 0].numpy(),
-                                "trimap": LEVELS[np.clip(np.rint(out["trimap"][0, 0].numpy() * 2), 0, 2).astype(int)]}
-        return cache[item.name]
+            cache[id(item)] = model.predict(x)["alpha"][0, 0].numpy()
+        return cache[id(item)]
     return run
 
 
-def trimap_accuracy(predict_trimap, items, flat) -> float:
-    return float(np.mean([np.mean(predict_trimap(it) == reference_trimap(it.alpha, flat)) for it in items]))
-
-
-def evaluate(name: str, alpha_fn, trimap_fn, items, flat) -> dict[str, float]:
+def evaluate(alpha_fn, items) -> dict[str, float]:
     whole = score(alpha_fn, items, region="all")
     band = score(alpha_fn, items, region="unknown", clamp_known=False)
-    return {"sad": whole["sad"], "mse": whole["mse"], "mad": whole["mad"], "grad": whole["grad"],
-            "conn": whole["conn"], "sad_unknown": band["sad"], "trimap_acc": trimap_accuracy(trimap_fn, items, flat)}
+    return {"sad": whole["sad"], "mse": whole["mse"], "mad": whole["mad"], "sad_unknown": band["sad"]}
 
 
 def p3m_sheet(model: torch.nn.Module, path: Path) -> dict[str, float]:
@@ -87,6 +83,7 @@ def p3m_sheet(model: torch.nn.Module, path: Path) -> dict[str, float]:
     from mattecli.io.images import read_alpha_float, read_rgb
     from mattecli.report.sheet import alpha_display, checkerboard_composite, write_contact_sheet
 
+    levels = np.array([0, 128, 255], np.uint8)
     rows, mads = [], []
     for image_path in sorted(P3M.glob("*_image.jpg")):
         case = image_path.name.removesuffix("_image.jpg")
@@ -96,33 +93,34 @@ def p3m_sheet(model: torch.nn.Module, path: Path) -> dict[str, float]:
         with torch.no_grad():
             out = model.eval().predict(x)
         alpha = out["alpha"][0, 0].numpy()
-        trimap = LEVELS[np.clip(np.rint(out["trimap"][0, 0].numpy() * 2), 0, 2).astype(int)]
+        trimap = levels[np.clip(np.rint(out["trimap"][0, 0].numpy() * 2), 0, 2).astype(int)]
         mads.append(float(np.abs(alpha - ref).mean()))
-        rows.append([image, alpha_display(ref), trimap, alpha_display(alpha),
-                     checkerboard_composite(image, alpha)])
+        rows.append([image, alpha_display(ref), trimap, alpha_display(alpha), checkerboard_composite(image, alpha)])
     labels = ["image", "P3M-Net alpha (reference)", "SHM-quick trimap", "SHM-quick alpha", "cutout"]
     path.parent.mkdir(parents=True, exist_ok=True)
     write_contact_sheet(path, rows, labels, cell_width=150, label_height=18)
     return {"mad_vs_p3mnet_mean": float(np.mean(mads)), "images": len(mads)}
 
 
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--size", type=int, default=128, help="side of the procedural images")
+    parser.add_argument("--size", type=int, default=320, help="side of the procedural sources (px)")
     parser.add_argument("--recipe", default="shm-quick")
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="recipe override (as mattecli train --set)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--sheet", type=Path, default=None, help="write the p3m_portraits contact sheet here")
-    parser.add_argument("--iters", type=int, default=None, help="steps of every stage (smoke runs only)")
     args = parser.parse_args()
 
-    splits = make_splits(args.out / "data", size=(args.size, args.size))
-    recipe = load_recipe(args.recipe)
-    if args.iters:
-        for table in recipe["stages"].values():
-            table["iters"] = args.iters
-    flat = stage_recipe(recipe, "e2e")
-    test, val = load_items(splits["test"]), load_items(splits["val"])
+    splits = make_splits(args.out / "data", size=(args.size, args.size), trimap_iterations=COMPOSE_DEFAULT_ITERATIONS)
+    recipe = build_recipe(args.recipe, args.sets, {})
+    test, val, train_items = load_items(splits["test"]), load_items(splits["val"]), load_items(splits["train"])
 
     # the untrained network: exactly the weights the tnet stage starts from
     family = get_family("shm")
@@ -130,48 +128,49 @@ def main() -> None:
     _seed_everything(derive_seed(int(first["seed"]), "init", "tnet"))
     untrained = build_model("shm", family.model_config(first))
 
-    # constant baselines from the training set only
-    source = find_samples(splits["train"])
-    alphas = [read_pair(s)[1] for s in source.samples]
-    mean_alpha = float(np.mean([a.mean() / 255.0 for a in alphas]))
-    counts = np.zeros(3)
-    for a in alphas:
-        t = reference_trimap(a.astype(np.float32) / 255.0, flat)
-        counts += [(t == v).sum() for v in LEVELS]
-    common = LEVELS[int(np.argmax(counts))]
+    # image-blind baselines from the training split (and, for reference, from the test split itself)
+    train_prior = location_prior([it.alpha for it in train_items])
+    test_prior = location_prior([it.alpha for it in test])
+    mean_alpha = float(np.mean([it.alpha.mean() for it in train_items]))
 
     run_dir = args.out / "run"
-    t0 = time.perf_counter()
+    cpu0, t0 = cpu_seconds(), time.perf_counter()
     result = train("shm", recipe, splits["train"], run_dir, stage="all", val_dir=splits["val"],
                    resume=(run_dir / "tnet" / "last.pt").is_file(), device=args.device, show_progress=False)
-    seconds = time.perf_counter() - t0
+    seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     pretrained, _ = load_model(run_dir / "mnet" / "best.pt")
     trained, ckpt = load_model(run_dir / "best.pt")
 
-    rows: dict[str, dict[str, float]] = {}
-    rows["constant alpha (train mean), majority trimap class"] = evaluate(
-        "constant", lambda it: np.full(it.alpha.shape, mean_alpha, np.float32),
-        lambda it: np.full(it.alpha.shape, common, np.uint8), test, flat)
-    for name, model in (("untrained network", untrained), ("after tnet + mnet pre-training", pretrained),
-                        ("after e2e (RUN/best.pt)", trained)):
-        run = network(model)
-        rows[name] = evaluate(name, lambda it: run(it)["alpha"], lambda it: run(it)["trimap"], test, flat)
-    val_scores = score(lambda it: network(trained)(it)["alpha"], val, region="all")
-
+    methods = {
+        "location prior (mean of the training alphas)": prior_predictor(train_prior),
+        "location prior of the test alphas themselves (unfair)": prior_predictor(test_prior),
+        "constant alpha (training mean)": lambda it: np.full(it.alpha.shape, mean_alpha, np.float32),
+        "untrained network": network(untrained),
+        "after tnet + mnet pre-training (mnet/best.pt)": network(pretrained),
+        f"after e2e (best.pt, e2e step {ckpt.get('step')})": network(trained),
+    }
+    rows = {name: evaluate(fn, test) for name, fn in methods.items()}
+    val_rows = {name: evaluate(methods[name], val) for name in (list(methods)[0], list(methods)[-1])}
+    threads = torch.get_num_threads()
     report = {
-        "recipe": args.recipe, "device": args.device, "torch": torch.__version__, "python": platform.python_version(),
-        "train_samples": len(source.samples), "test_images": len(test), "val_images": len(val),
-        "seconds": seconds, "samples_per_s": {s.stage: s.samples_per_s for s in result.stages},
-        "selected_step": ckpt.get("step"), "val_whole_sad_of_selected": val_scores["sad"], "test": rows,
+        "recipe": args.recipe, "sets": args.sets, "device": args.device, "torch": torch.__version__,
+        "python": platform.python_version(), "threads": threads, "load_average": os.getloadavg(),
+        "train_samples": len(train_items), "val_images": len(val), "test_images": len(test),
+        "train_wall_s": seconds, "train_cpu_s": cpu, "idle_estimate_s": cpu / max(threads, 1),
+        "samples_per_s": {s.stage: s.samples_per_s for s in result.stages},
+        "steps": {s.stage: s.steps for s in result.stages}, "selected_step": ckpt.get("step"),
+        "val": val_rows, "test": rows,
     }
     if args.sheet is not None and P3M.is_dir():
         report["p3m"] = p3m_sheet(trained, args.sheet)
     (args.out / "report.json").write_text(json.dumps(report, indent=2))
-    print("| method | SAD (whole) | MSE (whole) | MAD (whole) | SAD (unknown band) | trimap accuracy |")
+    prior_mad = rows[list(methods)[0]]["mad"]
+    print(f"### test split: {len(test)} unseen composites at full size; prior = mean of the training alphas\n")
+    print("| method | SAD (whole) | MSE (whole) | MAD (whole) | MAD / prior | SAD (unknown band) |")
     print("|---|---|---|---|---|---|")
     for name, r in rows.items():
-        print(f"| {name} | {r['sad']:.3f} | {r['mse']:.4f} | {r['mad']:.4f} | {r['sad_unknown']:.3f} | "
-              f"{r['trimap_acc']:.3f} |")
+        print(f"| {name} | {r['sad']:.3f} | {r['mse']:.4f} | {r['mad']:.4f} | {r['mad'] / prior_mad:.2f} | "
+              f"{r['sad_unknown']:.3f} |")
     print(json.dumps({k: v for k, v in report.items() if k != "test"}, indent=1))
 
 

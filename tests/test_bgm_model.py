@@ -47,27 +47,44 @@ def test_official_layout_counts():
     assert sum(p.numel() for p in net.parameters()) == expected
 
 
-def test_context_switching_block_uses_motion_in_default_wiring():
-    """Changing only M changes the output with the corrected wiring; the published one ignores M."""
+def _wired_forward(net: BackgroundMatting, image, back, seg, motion, motion_selector_sees: str):
+    """``ResnetConditionHR.forward`` composed here from the network's parts: image and cue
+    encoders, the three selectors on concat(image feature, cue feature), the combinator, the
+    shared and per-branch residual blocks and the heads; ``motion_selector_sees`` names the
+    feature handed to the motion selector ("motion" corrected, "background" published)."""
+    half, feat = net.image_encoder(image)
+    cues = {"background": net.background_encoder(back), "segmentation": net.segmentation_encoder(seg),
+            "motion": net.motion_encoder(motion)}
+    cs = net.context_switch
+    selected = [cs.background_selector(torch.cat((feat, cues["background"]), 1)),
+                cs.segmentation_selector(torch.cat((feat, cues["segmentation"]), 1)),
+                cs.motion_selector(torch.cat((feat, cues[motion_selector_sees]), 1))]
+    shared = net.decoder(cs.combinator(torch.cat([feat, *selected], 1)))
+    alpha = net.alpha_head(net.alpha_decoder(shared))
+    fg = net.foreground_head.out(torch.cat((net.foreground_head.up(net.foreground_decoder(shared)), half), 1))
+    return alpha, fg
+
+
+@pytest.mark.parametrize("wiring, sees", [("corrected", "motion"), ("published", "background")])
+def test_motion_wiring_output_values(wiring, sees):
+    """Both wirings' outputs equal the forward composed by hand; only the corrected one uses M."""
     image, back, seg, motion = inputs()
     other_motion = torch.flip(motion, dims=[0]) * -1
-    fixed = tiny()
+    reference = tiny()
+    net = tiny(motion_wiring=wiring)
+    net.load_state_dict(reference.state_dict())
     with torch.no_grad():
-        a1, f1 = fixed(image, back, seg, motion)
-        a2, f2 = fixed(image, back, seg, other_motion)
-    assert (a1 - a2).abs().max() > 1e-4 and (f1 - f2).abs().max() > 1e-4
-    published = tiny(motion_wiring="published")
-    published.load_state_dict(fixed.state_dict())
-    with torch.no_grad():
-        p1, g1 = published(image, back, seg, motion)
-        p2, g2 = published(image, back, seg, other_motion)
-        # and the published wiring is what "background to the motion selector" computes:
-        feat = published.image_encoder(image)[1]
-        bfeat = published.background_encoder(back)
-        sel = published.context_switch.motion_selector(torch.cat((feat, bfeat), 1))
-        ref = published.context_switch.background_selector(torch.cat((feat, bfeat), 1))
-    assert torch.equal(p1, p2) and torch.equal(g1, g2)
-    assert sel.shape == ref.shape
+        a1, f1 = net(image, back, seg, motion)
+        a2, f2 = net(image, back, seg, other_motion)
+        ea, ef = _wired_forward(net, image, back, seg, motion, sees)
+        wrong = _wired_forward(net, image, back, seg, motion, "background" if sees == "motion" else "motion")
+    torch.testing.assert_close(a1, ea, rtol=0, atol=1e-6)
+    torch.testing.assert_close(f1, ef, rtol=0, atol=1e-6)
+    assert (a1 - wrong[0]).abs().max() > 1e-4  # the other wiring is a different function
+    if wiring == "published":
+        assert torch.equal(a1, a2) and torch.equal(f1, f2)  # M never reaches the output
+    else:
+        assert (a1 - a2).abs().max() > 1e-4 and (f1 - f2).abs().max() > 1e-4
 
 
 def test_official_initialisation_statistics():

@@ -77,3 +77,31 @@ def test_normalise_trimap_nearest_class():
     out, changed = normalise_trimap(t)
     assert out.tolist() == [[0, 0, 128, 128, 128, 128, 255, 255]]
     assert changed == 5
+
+
+def _official_generate_trimap(alpha: np.ndarray, k: int) -> np.ndarray:
+    """Background Matting's ``generate_trimap(alpha, K, K, False)`` written out with cv2's defaults."""
+    import cv2
+
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (3, 3))
+    fg = cv2.erode(np.equal(alpha, 255).astype(np.float32), kernel, iterations=k)
+    unknown = cv2.dilate(np.not_equal(alpha, 0).astype(np.float32), kernel, iterations=2 * k)
+    return (fg * 255 + (unknown - fg) * 128).astype(np.uint8)
+
+
+def test_bgm_recipe_trimap_is_the_official_generate_trimap():
+    from mattecli.families.bgm.family import trimap_spec
+    from mattecli.train.recipe import load_recipe
+
+    rng = np.random.default_rng(4)
+    alpha = np.zeros((90, 120), np.uint8)
+    alpha[20:90, 10:70] = 255                        # touches the bottom border
+    alpha[30:50, 70:100] = rng.integers(0, 256, (20, 30)).astype(np.uint8)  # a soft region
+    alpha[0:6, 0:120:7] = 255                        # thin strands on the top border
+    spec = trimap_spec(load_recipe("bgm"))
+    for seed in range(3):
+        got = random_trimap(alpha, rng_for(seed, "t"), spec)
+        np.testing.assert_array_equal(got, _official_generate_trimap(alpha, 5))
+    # the dilation is twice the erosion: the band outside a straight edge is 2K = 10 px, inside K = 5
+    row = random_trimap(alpha, rng_for(0, "t"), spec)[60]
+    assert np.count_nonzero(row[70:] == 128) == 10 and np.count_nonzero(row[:70] == 128) == 10 + 5 + 5

@@ -22,15 +22,22 @@ class TrimapSpec:
     reproduction (kernel 2-5, iterations 5-15): a band of roughly 10-60 px on 1080p images.
     Erosion and dilation draw their kernel and iteration count independently (as mmagic's
     ``GenerateTrimap`` does), so the band is asymmetric like hand-made trimaps.
+
+    ``dilate_ratio`` n > 0 instead draws ONE kernel and ONE count K and dilates n * K times:
+    Background Matting's ``generate_trimap`` (3x3 ellipse, erode K, dilate 2K) is
+    ``TrimapSpec((3, 3), (K, K), dilate_ratio=2)``.
     """
 
     kernel: tuple[int, int] = (2, 5)
     iterations: tuple[int, int] = (5, 15)
+    dilate_ratio: int = 0
 
     def __post_init__(self) -> None:
         for name, (lo, hi) in (("kernel", self.kernel), ("iterations", self.iterations)):
             if lo < 1 or hi < lo:
                 raise ValueError(f"trimap {name} range {lo}..{hi} is not a valid range of positive integers")
+        if self.dilate_ratio < 0:
+            raise ValueError(f"trimap dilate ratio {self.dilate_ratio} is negative")
 
 
 _KERNELS: dict[int, np.ndarray] = {}
@@ -60,6 +67,8 @@ def random_trimap(alpha: np.ndarray, rng: np.random.Generator, spec: TrimapSpec 
     """Random trimap from a uint8 alpha; the draw order is fixed so a seed reproduces it."""
     ek = int(rng.integers(spec.kernel[0], spec.kernel[1] + 1))
     ei = int(rng.integers(spec.iterations[0], spec.iterations[1] + 1))
+    if spec.dilate_ratio:
+        return trimap_from_alpha(alpha, ek, ei, ek, spec.dilate_ratio * ei)
     dk = int(rng.integers(spec.kernel[0], spec.kernel[1] + 1))
     di = int(rng.integers(spec.iterations[0], spec.iterations[1] + 1))
     return trimap_from_alpha(alpha, ek, ei, dk, di)

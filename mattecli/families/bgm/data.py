@@ -2,7 +2,8 @@
 
 ``adobe`` (``AdobeDataAffineHR``): per sample, a background from the pool (a new one every
 epoch), fg / alpha / bg resized to ``base_size`` square (official 800; 0 keeps the sizes),
-a random horizontal flip, a trimap (the shared generator), a square crop of a random size
+a random horizontal flip, a trimap (the shared generator; by default the official
+``generate_trimap``: 3x3 ellipse, erode K = 5, dilate 2K), a square crop of a random size
 from ``crop_sizes`` centred on an unknown pixel, resized to ``input_size`` (official 512),
 the composite I, the perturbed plate B' (:mod:`mattecli.data.plates`), the simulated S and M
 (:mod:`mattecli.families.bgm.cues`). Every draw from ``rng_for(seed, "bgm-adobe", epoch, index)``.
@@ -50,6 +51,10 @@ from mattecli.io.images import list_images, probe_image, read_alpha, read_rgb
 from mattecli.seeding import rng_for
 
 
+#: ``generate_trimap(alpha, 5, 5, False)`` of ``data_loader.py``: 3x3 ellipse, erode K = 5, dilate 2K
+OFFICIAL_TRIMAP = TrimapSpec(kernel=(3, 3), iterations=(5, 5), dilate_ratio=2)
+
+
 def _plane(arr: np.ndarray) -> torch.Tensor:
     """HxW uint8 -> 1xHxW float in [0, 1]."""
     return torch.from_numpy(np.ascontiguousarray(arr))[None].to(torch.float32) / 255.0
@@ -75,7 +80,7 @@ class BGMAdobeDataset(SourceDataset):
     """Composites with B', S and M; deterministic in (seed, epoch, index). ``fixed``: validation."""
 
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = tuple(range(576, 801, 32)),
-                 input_size: int = 512, base_size: int = 800, trimap_spec: TrimapSpec = TrimapSpec(),
+                 input_size: int = 512, base_size: int = 800, trimap_spec: TrimapSpec = OFFICIAL_TRIMAP,
                  plate_spec: PlateSpec = PlateSpec(), segmentation_spec: SegmentationSpec = SegmentationSpec(),
                  flip: bool = True, fixed: bool = False, motion_frames: int = 4, motion_shift: float = 5.0) -> None:
         if not source.backgrounds and any(s.bg is None for s in source.samples):

@@ -15,7 +15,8 @@
 
 Recipe keys read here (defaults in brackets): ``ngf`` [64], ``nf_part`` [64], ``n_blocks1`` [7],
 ``n_blocks2`` [3], ``motion_wiring`` ["corrected"], ``input_size`` [512], ``base_size`` [800],
-``crop_sizes`` [576..800 step 32], ``flip`` [true], ``trimap_kernel`` / ``trimap_iterations``,
+``crop_sizes`` [576..800 step 32], ``flip`` [true], ``trimap_kernel`` [3] / ``trimap_iterations`` [5] /
+``trimap_dilate_ratio`` [2] (the official ``generate_trimap``: 3x3 ellipse, erode K = 5, dilate 2K),
 ``plate_shift`` / ``plate_blur`` [false], ``segmentation_threshold`` [0.5], ``cue_scale`` [1.0:
 S's morphology, holes, blur and M's shifts relative to the official 512-px crops], ``names`` [none:
 all foregrounds], ``backgrounds`` [the dataset's pool], ``check_files`` [true], ``captures``
@@ -36,7 +37,8 @@ from mattecli.data.sources import check_files, find_samples
 from mattecli.data.trimap import TrimapSpec
 from mattecli.errors import MatteError
 from mattecli.families.bgm.cues import SegmentationSpec
-from mattecli.families.bgm.data import BGMAdobeDataset, BGMCapturesDataset, find_captures, restrict_to_names
+from mattecli.families.bgm.data import (OFFICIAL_TRIMAP, BGMAdobeDataset, BGMCapturesDataset, find_captures,
+                                        restrict_to_names)
 from mattecli.families.bgm.losses import adobe_loss, discriminator_loss, lsgan, pseudo_supervision, pseudo_weight
 from mattecli.families.bgm.model import MOTION_WIRINGS, BackgroundMatting, conv_init, to_signed, to_unit
 from mattecli.seeding import derive_seed
@@ -78,6 +80,17 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     check_paths(recipe, ("names", "backgrounds", "teacher", "captures"))
     for key in ("trimap_kernel", "trimap_iterations"):
         int_pair(recipe, key, (1, 1))
+    if "trimap_dilate_ratio" in recipe and not is_int(recipe["trimap_dilate_ratio"], 0):
+        raise bad("trimap_dilate_ratio", recipe["trimap_dilate_ratio"],
+                  "an integer >= 0 (0 = independent erosion and dilation draws)")
+
+
+def trimap_spec(recipe: Mapping[str, Any]) -> TrimapSpec:
+    """The adobe stage's trimap generator; without the keys, the official ``generate_trimap``."""
+    default = OFFICIAL_TRIMAP
+    return TrimapSpec(kernel=int_pair(recipe, "trimap_kernel", default.kernel),
+                      iterations=int_pair(recipe, "trimap_iterations", default.iterations),
+                      dilate_ratio=int(recipe.get("trimap_dilate_ratio", default.dilate_ratio)))
 
 
 class BGMFamily:
@@ -148,12 +161,10 @@ class BGMFamily:
         source = restrict_to_names(find_samples(data_dir, recipe.get("backgrounds")), recipe.get("names"))
         if recipe.get("check_files", True):
             check_files(source)
-        default = TrimapSpec()
         return BGMAdobeDataset(
             source, seed=seed, crop_sizes=tuple(recipe.get("crop_sizes", DEFAULT_CROPS)),
             input_size=int(recipe.get("input_size", 512)), base_size=int(recipe.get("base_size", 800)),
-            trimap_spec=TrimapSpec(kernel=int_pair(recipe, "trimap_kernel", default.kernel),
-                                   iterations=int_pair(recipe, "trimap_iterations", default.iterations)),
+            trimap_spec=trimap_spec(recipe),
             plate_spec=PlateSpec(shift=bool(recipe.get("plate_shift", False)), blur=bool(recipe.get("plate_blur", False))),
             segmentation_spec=SegmentationSpec(threshold=float(recipe.get("segmentation_threshold", 0.5)),
                                                scale=float(recipe.get("cue_scale", 1.0))),

@@ -2,7 +2,9 @@
 
 Every term works on the network's [-1, 1] tensors and is the official ``normalized_l1_loss``:
 per sample, sum |a*m - b*m| / (sum m + 1e-6) (a sample whose mask is empty adds 0), averaged
-over the batch.
+over the batch, with ONE-channel masks as the official scripts build them: the colour terms
+(F, the composite) sum three channels per mask pixel, which weighs them 3x an alpha term
+(effective Adobe weights 1 : 6 : 3 : 1 for alpha : F : comp : gradient).
 
 - ``adobe`` (supervised): L1(alpha) + 2 * L1(F, where GT alpha > -0.99) + L1(I, comp) + Sobel
   gradient L1, with comp = alpha_pred' * F_c + (1 - alpha_pred') * B, alpha_pred' = (alpha_pred + 1) / 2,
@@ -11,7 +13,7 @@ over the batch.
 - ``real`` (self-supervised, teacher-student): L_alpha = L1(alpha_t, alpha) + 0.5 * gradient L1;
   L_F = L1(F_t, F) where alpha_t > -0.98; L_comp = L1(I, alpha' F + (1 - alpha') B') where the
   raw segmentation > 0.95; LSGAN (MSE to 1 / 0 labels); L_G = L_GAN + wt * 0.05 * (L_comp +
-  L_alpha + L_F), wt = 0.5 ** (epoch // 2); L_D = 0.5 * (MSE(D(real), 1) + MSE(D(fake), 0)).
+  L_alpha + L_F), wt = 0.5 ** ((epoch + 1) // 2); L_D = 0.5 * (MSE(D(real), 1) + MSE(D(fake), 0)).
 """
 from __future__ import annotations
 
@@ -27,14 +29,18 @@ REAL_GRADIENT_WEIGHT = 0.5
 
 
 def normalized_l1(a: torch.Tensor, b: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """The official ``normalized_l1_loss`` (mask broadcast to the tensors' shape; None = ones)."""
+    """The official ``normalized_l1_loss``: per sample, sum |a*m - b*m| over every channel,
+    divided by the sum of the mask as given. The official masks have ONE channel (``alpha >
+    -0.99``, ``ones(alpha.shape)``, ``seg_gt > 0.95``), so a 3-channel colour term counts
+    three values per mask pixel; ``mask`` None is that one-channel mask of ones."""
     a = a.float()
     b = b.float()
     if mask is None:
-        mask = torch.ones_like(a)
-    mask = mask.to(a.dtype).expand_as(a)
-    per = (a * mask - b * mask).abs().flatten(1).sum(1) / (mask.flatten(1).sum(1) + L1_EPS)
-    per = torch.where(mask.flatten(1).sum(1) > 0, per, torch.zeros_like(per))
+        mask = a.new_ones((a.shape[0], 1, *a.shape[2:]))
+    mask = mask.to(a.dtype)
+    area = mask.flatten(1).sum(1)
+    per = (a * mask - b * mask).abs().flatten(1).sum(1) / (area + L1_EPS)
+    per = torch.where(area > 0, per, torch.zeros_like(per))
     return per.sum() / a.shape[0]
 
 
@@ -86,8 +92,9 @@ def pseudo_supervision(alpha: torch.Tensor, fg: torch.Tensor, alpha_t: torch.Ten
 
 
 def pseudo_weight(epoch: int) -> float:
-    """wt * 0.05 with wt = 1 halved every 2 epochs."""
-    return PSEUDO_WEIGHT * 0.5 ** (int(epoch) // 2)
+    """wt * 0.05, where ``train_real_fixed.py`` halves wt at the END of epochs 0, 2, 4, ...
+    (``if epoch % 2 == 0: wt = wt / 2`` after the epoch): 0.05, 0.025, 0.025, 0.0125, ..."""
+    return PSEUDO_WEIGHT * 0.5 ** ((int(epoch) + 1) // 2)
 
 
 def discriminator_loss(d_real: torch.Tensor, d_fake: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,9 @@ scales they never saw, tsing90 #26). At inference the T-Net sees the whole image
 ``infer_size`` x ``infer_size`` and the M-Net the full resolution. In training, each
 composite is first resized to a square: ``infer_size`` a side for the ``tnet`` stage, or
 ``full_size`` for ``mnet`` and ``e2e`` (the stand-in for "full resolution"), times a random
-scale in ``scale_range`` (lizhengwei1992: 0.75-1.25); then:
+scale in ``scale_range`` (lizhengwei1992: 0.75-1.25), the subject padded with transparent pixels
+onto a background of the crop's side when the scale shrinks it below the crop (so every drawn
+scale is the scale that happens, :func:`scaled_composite_layers`); then:
 
 - ``tnet``: a random ``tnet_crop`` square; target = the trimap the project's generator
   makes from the crop's alpha with ``tnet_trimap_kernel``/``tnet_trimap_iterations``
@@ -49,6 +51,26 @@ def resize(arr: np.ndarray, width: int, height: int, nearest: bool = False) -> n
     return cv2.resize(arr, (width, height), interpolation=interp)
 
 
+def scaled_composite_layers(fg: np.ndarray, alpha: np.ndarray, bg: np.ndarray, base: int, scale: float,
+                            crop: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The composite's layers at ``base * scale`` a side, at least ``crop`` a side.
+
+    The subject (fg, alpha) is resized to round(base * scale) square; when that is smaller
+    than the crop, it is padded with transparent pixels (alpha 0) to the crop's side at a
+    random place, so the subject really is smaller in the frame, and the background is drawn
+    at the padded size (a whole photograph, as at inference, never a padded border)."""
+    side = max(int(round(base * scale)), 1)
+    fg, alpha = resize(fg, side, side), resize(alpha, side, side)
+    canvas = max(side, crop)
+    bg = resize(bg, canvas, canvas)
+    if side < canvas:
+        top, left = int(rng.integers(canvas - side + 1)), int(rng.integers(canvas - side + 1))
+        pad = ((top, canvas - side - top), (left, canvas - side - left))
+        fg = np.pad(fg, pad + ((0, 0),))
+        alpha = np.pad(alpha, pad)
+    return fg, alpha, bg
+
+
 class SHMTrainDataset(SourceDataset):
     """On-the-fly composites for one stage; deterministic in (seed, stage, epoch, index)."""
 
@@ -80,9 +102,9 @@ class SHMTrainDataset(SourceDataset):
         h, w = alpha.shape
         bg = random_background(self.source.backgrounds, w, h, rng)
         scale = float(rng.uniform(*self.scale_range))
-        side = max(int(round(self.base * scale)), self.crop)
-        fg, bg, alpha = resize(fg, side, side), resize(bg, side, side), resize(alpha, side, side)
+        fg, alpha, bg = scaled_composite_layers(fg, alpha, bg, self.base, scale, self.crop, rng)
         size = self.crop
+        side = alpha.shape[0]
         trimap = None
         if self.stage == "mnet":
             trimap = random_trimap(alpha, rng, self.trimap_spec)

@@ -1,0 +1,56 @@
+"""SHM's training samples: the scale augmentation that is drawn is the one that happens."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mattecli.data.sources import MattingSample, MattingSource
+from mattecli.families.shm.data import SHMTrainDataset
+from mattecli.io.images import write_image
+
+SOURCE_SIDE = 240
+
+
+def _ramp_source(tmp_path: Path) -> MattingSource:
+    """A white subject whose alpha is a horizontal ramp 0..255 across the image, on black: the
+    ramp's slope in a sample tells the side the image was resized to, wherever it was cropped."""
+    ramp = np.round(np.linspace(0, 255, SOURCE_SIDE)).astype(np.uint8)
+    alpha = np.tile(ramp, (SOURCE_SIDE, 1))
+    write_image(tmp_path / "a.png", alpha)
+    write_image(tmp_path / "f.png", np.full((SOURCE_SIDE, SOURCE_SIDE, 3), 255, np.uint8))
+    write_image(tmp_path / "b.png", np.zeros((SOURCE_SIDE, SOURCE_SIDE, 3), np.uint8))
+    return MattingSource([MattingSample("s", tmp_path / "f.png", tmp_path / "a.png")], [tmp_path / "b.png"])
+
+
+def _realised_side(image: np.ndarray) -> float:
+    """Side of the resized ramp: 255 / slope of the ramp (fitted where 0 < alpha < 255)."""
+    row = image[image.shape[0] // 2].astype(np.float64) * 255.0
+    x = np.nonzero((row > 3) & (row < 252))[0]
+    slope = abs(np.polyfit(x, row[x], 1)[0])
+    return 255.0 / slope + 1.0
+
+
+@pytest.mark.parametrize("stage, base, crop", [("tnet", 64, 64), ("e2e", 128, 128)])
+def test_realised_scales_are_the_drawn_distribution(tmp_path, stage, base, crop):
+    """Scale U(0.75, 1.25) of the base side, also below 1 where the crop equals the base (the
+    subject then smaller in the frame, on a whole background): the realised scales fill the range."""
+    data = SHMTrainDataset(_ramp_source(tmp_path), stage, seed=3, infer_size=64, full_size=128,
+                           tnet_crop=64, e2e_crop=128, scale_range=(0.75, 1.25))
+    scales = []
+    for epoch in range(60):
+        data.set_epoch(epoch)
+        image = data[0]["image"][0].numpy()
+        assert image.shape == (crop, crop)
+        scales.append(_realised_side(image) / base)
+    scales = np.array(scales)
+    assert scales.min() < 0.8 and scales.max() > 1.2
+    below = np.mean(scales < 0.97)                    # U(0.75, 1.25): P(scale < 0.97) = 0.44
+    assert 0.25 < below < 0.65, scales.round(2)
+    assert abs(np.mean(scales) - 1.0) < 0.06
+    # a shrunk subject is padded with transparent pixels: whole rows of background above or below it
+    small = [i for i, s in enumerate(scales) if s < 0.9]
+    data.set_epoch(small[0])
+    image = data[0]["image"][0].numpy()
+    assert (image == 0).all(axis=1).any()
