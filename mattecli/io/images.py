@@ -290,8 +290,8 @@ def read_alpha_float(path: str | os.PathLike) -> np.ndarray:
 
 #: PNG level 1 (compose's default) also takes zlib's run-length strategy and the Sub row filter:
 #: on composites, mattes and trimaps this encodes about twice as fast as level 1 with zlib's
-#: default strategy and adaptive filters, and the files come out 5-20% smaller (measured with
-#: OpenCV 5.1; PNG is lossless, so the pixels are the same whatever the settings).
+#: default strategy and adaptive filters; mattes and trimaps come out 4-20% smaller, smooth 1080p
+#: composites up to 5% larger (OpenCV 5.1; PNG is lossless: the pixels are the same either way).
 PNG_FAST_LEVEL = 1
 _PNG_FAST = [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB] \
     if hasattr(cv2, "IMWRITE_PNG_FILTER") else []
