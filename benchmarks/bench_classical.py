@@ -150,11 +150,11 @@ def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list, rounds
                   f"(CPU {pym_cpu:.1f} s): {pym / ours:.2f}x wall, {pym_cpu / ours_cpu:.2f}x CPU "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)
     ours, pym = sum(t[0] for t in times), sum(t[1] for t in times)
-    solve = np.mean([r[4] for r in rows]) / np.mean([r[3] for r in rows]) if rows else float("nan")
+    solve = f"; solve only (wall, mean times): {np.mean([r[4] for r in rows]) / np.mean([r[3] for r in rows]):.2f}x" \
+        if rows else ""
     print(f"\nend to end, {len(names)} images, wall: mattecli CLI (fresh process, start-up and I/O included) "
           f"{ours / rounds:.1f} s, pymatting warm in-process {pym / rounds:.1f} s (means of {rounds} round(s)): "
-          f"{pym / ours:.2f}x; per round {', '.join(f'{p / o:.2f}x' for o, p in times)}; solve only (wall, mean "
-          f"times): {solve:.2f}x")
+          f"{pym / ours:.2f}x; per round {', '.join(f'{p / o:.2f}x' for o, p in times)}{solve}")
 
 if __name__ == "__main__":
     main()
