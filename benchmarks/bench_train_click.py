@@ -1,19 +1,26 @@
-"""Evidence for click matting: SAD against simulated clicks, and per-click latency.
+"""Evidence for click matting: does click-quick learn the task, and how does it compare?
 
-On held-out procedural composites (``heldout.py``: train / val / test from separate sources),
-train ``click-quick`` on ``train`` with every stage's best.pt chosen by SAD on ``val``, then run
-the clicks-against-error protocol (``mattecli.inference.click_protocol``, the code behind
-``eval --simulate-clicks``) on ``test`` for, in the same run:
+On held-out procedural composites (``heldout.py``: train / val / test from separate fresh
+sources, composited with ``compose``'s default options), train ``click-quick`` (all stages) on
+``train``, every stage's best.pt chosen on ``val`` (never on ``test``), then on ``test``, at
+each image's full size, in the same run:
 
-- the classical closed-form method with the same clicks (radius 5, its default),
-- the trained click network without refinement (``--refine-patches 0``),
-- the trained click network refining 2 and 8 patches of 64 x 64 (two budgets).
+1. whole-image MAD (and SAD / 1000) with 3 foreground + 3 background clicks placed inside the
+   subject and the background (``mattecli.data.clicks.interior_clicks``) for
+   - the per-pixel **location prior**: the mean of the TRAINING alphas at each pixel (an
+     image-blind baseline: where subjects usually are),
+   - the trained click network through ``mattecli matte --clicks --weights`` (its own radius
+     rule, refinement budget 0 and the checkpoint's),
+   - the **weights-free click method**: ``mattecli matte --clicks`` without ``--weights``, the
+     very command a user runs (so the method ``matte`` picks by default is the one measured);
+2. the clicks-against-error protocol (``mattecli eval --simulate-clicks N``, the same command,
+   with and without ``--weights``): mean whole-image SAD after 1, 3, 5 and 10 clicks, with the
+   location prior's SAD beside it (it does not change with clicks).
 
-Reports SAD (whole image, / 1000) after 1, 3, 5 and 10 clicks, the clicks needed to reach a
-target SAD, and the latency of one click (one re-matte of one image) at 512 and 1024 px.
-Run by hand:
+Also the training time and throughput, and the learning curves of the run. Optionally
+(``--latency``) the per-click latency of one re-matte at 512 and 1024 px.
 
-    python benchmarks/bench_train_click.py --out /tmp/bench-click [--device cpu] [--iters N]
+    python benchmarks/bench_train_click.py --out /tmp/bench-click [--device cpu] [--set key=value]
 """
 from __future__ import annotations
 
@@ -30,145 +37,205 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from heldout import make_splits  # noqa: E402
+from heldout import load_items, make_splits, score  # noqa: E402
 
-from mattecli.data.clicks import Click, click_maps  # noqa: E402
+from mattecli.data.clicks import Click, click_maps, constraint_map, interior_clicks  # noqa: E402
 from mattecli.families.registry import load_model  # noqa: E402
-from mattecli.inference.click_protocol import images_from_dataset, plot_curve, simulate  # noqa: E402
+from mattecli.inference.clicks import write_clicks  # noqa: E402
 from mattecli.inference.closed_form import closed_form_alpha  # noqa: E402
-from mattecli.inference.methods import build_method  # noqa: E402
-from mattecli.data.clicks import constraint_map  # noqa: E402
-from mattecli.io.images import read_rgb  # noqa: E402
+from mattecli.io.images import read_alpha_float  # noqa: E402
 from mattecli.train.engine import train  # noqa: E402
+from mattecli.train.logging import read_log  # noqa: E402
 from mattecli.train.recipe import load_recipe, parse_value, set_key  # noqa: E402
 
 REPORTED = (1, 3, 5, 10)
+#: compose's default trimap bands (``mattecli compose --trimap-iterations``); unused by click methods
+COMPOSE_DEFAULT_BANDS = "5-15"
+STAGES = ("matting", "uncertainty", "refine")
 
 
-#: per setting: median wall seconds, or CPU seconds (all threads; robust to a shared machine)
-CPU_TIMES: dict[int, float] = {}
+def cli(*args: str) -> str:
+    """Run one ``mattecli`` command in-process; its output, or SystemExit with it on failure."""
+    from typer.testing import CliRunner
+
+    from mattecli.cli.app import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args])
+    if result.exit_code != 0:
+        raise RuntimeError(f"mattecli {' '.join(map(str, args))} failed: {result.output[-2000:]}")
+    return result.output
 
 
-def latency(fn, repeats: int = 3) -> float:
-    """Median wall seconds of ``fn``; its median process CPU seconds go to CPU_TIMES[id]."""
-    fn()  # warm-up (allocations, lazy init)
-    times, cpu = [], []
-    for _ in range(repeats):
-        t0, c0 = time.perf_counter(), time.process_time()
-        fn()
-        times.append(time.perf_counter() - t0)
-        cpu.append(time.process_time() - c0)
-    CPU_TIMES[len(CPU_TIMES)] = float(np.median(cpu))
-    return float(np.median(times))
+def resized(x: np.ndarray, w: int, h: int) -> np.ndarray:
+    return x if x.shape[:2] == (h, w) else cv2.resize(x, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def matte_with_clicks(test_dir: Path, items, clicks: dict, out: Path, weights: Path | None = None,
+                      refine: int | None = None, device: str = "cpu") -> dict[str, np.ndarray]:
+    """``mattecli matte`` on the test composites with ``clicks``; alpha per item name (full size)."""
+    images = out / "images"
+    if not images.is_dir():
+        from mattecli.io.images import write_image
+
+        for it in items:
+            write_image(images / f"{it.name}.png", it.image)
+    write_clicks(out / "clicks.json", clicks)
+    args = ["matte", images, "--clicks", out / "clicks.json", "--out", out / "pred", "--output", "alpha",
+            "--alpha-16bit", "--device", device]
+    if weights is not None:
+        args += ["--weights", weights]
+    if refine is not None:
+        args += ["--refine-patches", str(refine)]
+    shutil.rmtree(out / "pred", ignore_errors=True)
+    cli(*args)
+    return {it.name: read_alpha_float(out / "pred" / "alpha" / f"{it.name}.png") for it in items}
+
+
+def protocol(test_dir: Path, clicks: int, out: Path, weights: Path | None = None, device: str = "cpu") -> dict:
+    """``mattecli eval --simulate-clicks`` on the test set: its JSON (mean SAD per click count)."""
+    args = ["eval", "--data", test_dir, "--simulate-clicks", str(clicks), "--json", out, "--device", device,
+            "--metrics", "sad,mse"]
+    if weights is not None:
+        args += ["--weights", weights]
+    try:
+        cli(*args)
+    except RuntimeError as exc:
+        return {"error": str(exc).splitlines()[-1][:300]}
+    return json.loads(out.read_text())
+
+
+def latency_table(image: np.ndarray, weights: Path, device: str, repeats: int) -> dict[str, dict[str, float]]:
+    """Median wall seconds of one re-matte with 3 clicks at 512 and 1024 px."""
+    model, _ = load_model(weights, device)
+    lat: dict[str, dict[str, float]] = {}
+    for side in (512, 1024):
+        big = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
+        clicks = [Click(side * 0.5, side * 0.5, True), Click(side * 0.05, side * 0.05, False),
+                  Click(side * 0.55, side * 0.45, True)]
+        x = torch.from_numpy(big).permute(2, 0, 1)[None].float().div(255).to(device)
+        g = torch.from_numpy(click_maps(clicks, side, side, model.click_radius_for(side, side)))[None].to(device)
+        labels = constraint_map(clicks, side, side, 5.0)
+        row = {}
+        for name, fn in [(f"click, refine {k}", lambda k=k: model.predict(x, g, refine_patches=k)) for k in (0, 2, 8)] \
+                + [("closed form, disks", lambda: closed_form_alpha(big, constraints=labels))]:
+            fn()
+            times = []
+            for _ in range(repeats):
+                t0 = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t0)
+            row[name] = float(np.median(times))
+        lat[f"{side}px"] = row
+    return lat
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/mattecli-bench-train-click"))
     ap.add_argument("--recipe", default="click-quick")
-    ap.add_argument("--iters", type=int, default=None, help="override the recipe's steps (every stage)")
-    ap.add_argument("--clicks", type=int, default=10)
-    ap.add_argument("--target-sad", type=float, default=2.0)
+    ap.add_argument("--clicks", type=int, default=10, help="simulated clicks of the protocol")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--set", dest="assignments", action="append", default=[], help="recipe override key=value")
     ap.add_argument("--keep", action="store_true", help="reuse the data and the trained run in --out")
-    ap.add_argument("--latency-only", action="store_true", help="with --keep: only the per-click latency")
+    ap.add_argument("--train-only", action="store_true", help="stop after training")
+    ap.add_argument("--weights", type=Path, default=None,
+                    help="with --keep: score this checkpoint of the run (e.g. run/matting/best.pt of a cut run)")
+    ap.add_argument("--latency", action="store_true", help="also time one re-matte at 512 and 1024 px")
     ap.add_argument("--repeats", type=int, default=3, help="latency: timed runs per setting (median)")
     args = ap.parse_args()
 
     out = args.out
     if out.exists() and not args.keep:
         shutil.rmtree(out)
-    t0 = time.perf_counter()
-    splits = make_splits(out, size=(320, 320))
-    print(f"data: {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-
+    splits = make_splits(out, size=(320, 320), trimap_iterations=COMPOSE_DEFAULT_BANDS)
     recipe = load_recipe(args.recipe)
     for item in args.assignments:
         key, _, value = item.partition("=")
         set_key(recipe, key, parse_value(value))
-    if args.iters is not None:
-        recipe["iters"] = args.iters
-        for table in recipe.get("stages", {}).values():
-            table.pop("iters", None)
     run = out / "run"
-    train_seconds = 0.0
-    if not (args.keep and (run / "best.pt").is_file()):
+    if not (args.keep and ((run / "best.pt").is_file() or args.weights)):
         shutil.rmtree(run, ignore_errors=True)
-        t1 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         train("click", recipe, splits["train"], run, stage="all", val_dir=splits["val"], device=args.device,
               show_progress=sys.stderr.isatty())
-        train_seconds = time.perf_counter() - t1
-    summaries = {s: json.loads((run / s / "summary.json").read_text()) for s in ("matting", "uncertainty", "refine")}
+        (out / "train_time.json").write_text(json.dumps({"wall_s": time.perf_counter() - t0,
+                                                         "process_cpu_s": time.process_time() - c0}))
+    if args.train_only:
+        return
+    best = args.weights or run / "best.pt"
+    timing_file = out / "train_time.json"
+    timing = json.loads(timing_file.read_text()) if timing_file.is_file() else {"wall_s": float("nan"),
+                                                                                "process_cpu_s": float("nan")}
+    done = [s for s in STAGES if (run / s / "summary.json").is_file()]
+    summaries = {s: json.loads((run / s / "summary.json").read_text()) for s in done}
+    logs = {s: [r for r in read_log(run / s / "log.jsonl") if r["kind"] == "train"] for s in STAGES
+            if (run / s / "log.jsonl").is_file()}
 
-    test = images_from_dataset(splits["test"])
-    methods = {"classical (closed form, radius 5)": (None, None)}
-    for k in (0, 2, 8):
-        methods[f"click-quick, refine {k} patches" if k else "click-quick, no refinement"] = (run / "best.pt", k)
-    curves = {}
-    for name, (weights, k) in ({} if args.latency_only else methods).items():
-        method = build_method(weights, "classical", args.device, batch_size=4, refine_patches=k)
-        t1 = time.perf_counter()
-        curves[name] = simulate(method, test, args.clicks, ("sad", "mse"))
-        print(f"{name}: {time.perf_counter() - t1:.0f}s, failures {curves[name].failures}", file=sys.stderr)
-        (out / f"curve-{len(curves)}.json").write_text(json.dumps({"method": name, **curves[name].to_json(
-            args.target_sad)}, indent=1) + "\n")
-    if curves:
-        plot_curve(curves, out / "sad_vs_clicks.png", target_sad=args.target_sad)
-
-    # per-click latency: one re-matte of one image with 3 clicks, at 512 and 1024 px
-    image = read_rgb(test[0].image_path)
-    model, _ = load_model(run / "best.pt", args.device)
-    lat: dict[str, dict[str, float]] = {}
-    for side in (512, 1024):
-        big = cv2.resize(image, (side, side), interpolation=cv2.INTER_LINEAR)
-        clicks = [Click(side * 0.5, side * 0.5, True), Click(side * 0.05, side * 0.05, False),
-                  Click(side * 0.55, side * 0.45, True)]
-        x = torch.from_numpy(big).permute(2, 0, 1)[None].float().div(255).to(args.device)
-        g = torch.from_numpy(click_maps(clicks, side, side, model.click_radius_for(side, side)))[None].to(args.device)
-        row = {}
-        for k in (0, 2, 8):
-            row[f"click, refine {k}"] = latency(lambda: model.predict(x, g, refine_patches=k), args.repeats)
-        labels = constraint_map(clicks, side, side, 5.0)
-        row["classical"] = latency(lambda: closed_form_alpha(big, constraints=labels), max(1, args.repeats // 3))
-        lat[f"{side}px"] = row
+    train_items, test_items = load_items(splits["train"]), load_items(splits["test"])
+    h0, w0 = train_items[0].alpha.shape
+    prior = np.mean([resized(it.alpha, w0, h0) for it in train_items], axis=0)
+    clicks = {it.name: interior_clicks(it.alpha, 3, 3) for it in test_items}
+    results: dict[str, dict[str, float]] = {
+        "location prior (mean training alpha)": score(lambda it: resized(prior, it.alpha.shape[1], it.alpha.shape[0]),
+                                                      test_items, region="all")}
+    work = out / "matte"
+    runs = {"click-quick, refine 0": (best, 0), "click-quick, checkpoint's refinement": (best, None),
+            "weights-free (matte --clicks, no --weights)": (None, None)}
+    for name, (weights, refine) in runs.items():
+        t0 = time.perf_counter()
+        try:
+            pred = matte_with_clicks(splits["test"], test_items, clicks, work, weights, refine, args.device)
+        except RuntimeError as exc:
+            print(f"{name}: {exc}", file=sys.stderr)
+            continue
+        results[name] = score(lambda it: pred[it.name], test_items, region="all")
+        results[name]["seconds"] = time.perf_counter() - t0
+    curves = {"click-quick": protocol(splits["test"], args.clicks, out / "protocol-net.json", best,
+                                      args.device),
+              "weights-free": protocol(splits["test"], args.clicks, out / "protocol-free.json", None, args.device)}
+    prior_sad = results["location prior (mean training alpha)"]["sad"]
 
     device_name = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else \
         f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
-    if args.latency_only:
-        (out / "latency.json").write_text(json.dumps({"device": f"CPU, {torch.get_num_threads()} threads",
-                                                      "repeats": args.repeats, "latency_seconds": lat}, indent=2))
-        cpu = list(CPU_TIMES.values())
-        for i, (side, row) in enumerate(lat.items()):
-            print(f"| {side} | " + " | ".join(f"{v:.3f} wall / {c:.3f} CPU"
-                                            for v, c in zip(row.values(), cpu[i * len(row):(i + 1) * len(row)])) + " |")
-        return
     report = {
-        "device": device_name, "recipe": args.recipe, "train_seconds": train_seconds,
-        "samples_per_s": {k: v["samples_per_s"] for k, v in summaries.items()},
-        "best_val_sad": {k: v["best_sad"] for k, v in summaries.items()},
-        "test_images": len(test),
-        "sad_after": {name: {n: c.mean(n)["sad"] for n in REPORTED if n <= args.clicks} for name, c in curves.items()},
-        "clicks_to_target": {name: c.summary(args.target_sad) for name, c in curves.items()},
-        "seconds_per_click_320px": {name: c.seconds_per_click() for name, c in curves.items()},
-        "latency_seconds": lat,
+        "device": device_name, "recipe": args.recipe, "overrides": args.assignments, "train_time": timing,
+        "scored_checkpoint": str(best), "stages_done": done,
+        "samples_per_s": {s: summaries[s].get("samples_per_s") for s in done},
+        "best_val_sad": {s: summaries[s].get("best_sad") for s in done},
+        "matting_loss_first_last": [float(np.mean([r["loss"] for r in logs["matting"][:3]])),
+                                    float(np.mean([r["loss"] for r in logs["matting"][-3:]]))],
+        "test_images": len(test_items), "three_plus_three": results,
+        "protocol_sad": {k: ({n: m["sad"] for m in v["mean"] for n in [m["clicks"]] if n in REPORTED}
+                             if "mean" in v else v) for k, v in curves.items()},
+        "location_prior_sad": prior_sad,
     }
+    if args.latency:
+        report["latency_seconds"] = latency_table(test_items[0].image, best, args.device, args.repeats)
     (out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\ndevice: {device_name}; training {train_seconds:.0f}s; samples/s "
-          + ", ".join(f"{k} {v:.2f}" for k, v in report["samples_per_s"].items() if v))
-    print(f"test: {len(test)} held-out 320x320 composites; SAD over all pixels / 1000\n")
-    shown = [n for n in REPORTED if n <= args.clicks]
-    print("| method | " + " | ".join(f"SAD @{n}" for n in shown) + f" | clicks to SAD <= {args.target_sad:g} "
-          "| never | s/click (320 px) |")
-    print("|---|" + "---|" * (len(shown) + 3))
-    for name, c in curves.items():
-        s = c.summary(args.target_sad)
-        print(f"| {name} | " + " | ".join(f"{c.mean(n)['sad']:.3f}" for n in shown)
-              + f" | {s['mean_clicks']:.2f} | {s['never_reached']}/{s['images']} | {c.seconds_per_click():.3f} |")
-    print("\n| per-click latency (s) | " + " | ".join(lat["512px"]) + " |")
-    print("|---|" + "---|" * len(lat["512px"]))
-    for side, row in lat.items():
-        print(f"| {side} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
+
+    prior_mad = results["location prior (mean training alpha)"]["mad"]
+    print(f"scored: {best} (stages done: {', '.join(done) or 'none'})")
+    print(f"device: {device_name}; training {timing['wall_s']:.0f} s wall, {timing['process_cpu_s']:.0f} CPU-s; "
+          "samples/s " + ", ".join(f"{s} {v:.2f}" for s, v in report["samples_per_s"].items() if v))
+    print(f"test: {len(test_items)} unseen composites (compose defaults), full size; whole image\n")
+    print("| 3 fg + 3 bg interior clicks | MAD | x location prior | SAD / 1000 | MSE |")
+    print("|---|---|---|---|---|")
+    for name, r in results.items():
+        print(f"| {name} | {r['mad']:.4f} | {r['mad'] / prior_mad:.2f} | {r['sad']:.2f} | {r['mse']:.4f} |")
+    print("\n| simulated clicks (eval --simulate-clicks) | " + " | ".join(f"SAD @{n}" for n in REPORTED) + " |")
+    print("|---|" + "---|" * len(REPORTED))
+    print("| location prior | " + " | ".join(f"{prior_sad:.2f}" for _ in REPORTED) + " |")
+    for name, sads in report["protocol_sad"].items():
+        if "error" in sads:
+            print(f"| {name} | fails: {sads['error']} |")
+        else:
+            print(f"| {name} | " + " | ".join(f"{sads[n]:.2f}" if n in sads else "-" for n in REPORTED) + " |")
+    if args.latency:
+        lat = report["latency_seconds"]
+        print("\n| per-click latency (s) | " + " | ".join(lat["512px"]) + " |")
+        print("|---|" + "---|" * len(lat["512px"]))
+        for side, row in lat.items():
+            print(f"| {side} | " + " | ".join(f"{v:.3f}" for v in row.values()) + " |")
 
 
 if __name__ == "__main__":

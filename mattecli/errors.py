@@ -19,9 +19,14 @@ class BadInput(MatteError):
 
 
 def first_line(exc: BaseException, limit: int = 160) -> str:
-    """An exception's first non-empty line (or its type's name), cut to ``limit`` for a one-line message."""
+    """An exception's first non-empty line (or its type's name), cut to ``limit`` at a word
+    boundary (ending ``...``) for a one-line message."""
     text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:limit]
+    line = text.splitlines()[0] if text else type(exc).__name__
+    if len(line) <= limit:
+        return line
+    cut = line[:limit - 3]
+    return (cut.rsplit(" ", 1)[0] if " " in cut[limit // 2:] else cut) + "..."  # never mid-word
 
 
 def describe_os_error(exc: BaseException) -> str:

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from mattecli.data.clicks import (Click, click_maps, constraint_map, first_click, next_click, scaled_radius,
-                                  signed_click_map, truncated_geometric)
+from mattecli.data.clicks import Click, click_maps, constraint_map, first_click, next_click, signed_click_map
 from mattecli.errors import BadInput
 from mattecli.families.click.data import simulate_clicks
 from mattecli.families.click.losses import (gradient_loss, laplace_nll, refinement_loss, regression_loss,
@@ -49,12 +48,54 @@ def test_click_outside_the_image_is_one_line():
         click_maps([Click(0, -0.5, False)], 8, 12)
 
 
-def test_radius_scales_with_the_shorter_side():
-    assert scaled_radius(15, 320, 320, 500) == 15
-    assert scaled_radius(15, 320, 1280, 640) == 30
-    assert scaled_radius(15, 320, 10, 10) == 1.0  # at least a pixel
-    model = ClickMatting(**{**TINY, "click_radius": 15.0, "train_size": 320})
-    assert model.click_radius_for(640, 960) == 30
+def test_inference_radius_is_the_training_radius_in_network_pixels():
+    # the global pass shrinks images longer than global_side; the disk must still cover r network pixels
+    model = ClickMatting(**{**TINY, "click_radius": 15.0, "train_size": 320, "global_side": 1024})
+    assert model.click_radius_for(1080, 1920) == pytest.approx(15.0 * 1920 / 1024)
+    assert model.click_radius_for(720, 1280) == pytest.approx(15.0 * 1280 / 1024)
+    assert model.click_radius_for(200, 300) == 15.0 and model.click_radius_for(1024, 640) == 15.0
+
+
+def _disk_pixels(radius: float) -> int:
+    """Lattice points within ``radius`` of a pixel centre, counted here from the definition."""
+    r = int(math.floor(radius))
+    return sum(1 for dy in range(-r, r + 1) for dx in range(-r, r + 1) if dx * dx + dy * dy <= radius * radius)
+
+
+def test_the_same_click_covers_the_same_disk_in_network_space_at_training_and_inference(dataset, tmp_path,
+                                                                                       monkeypatch):
+    """A foreground click at training (disk drawn on the resized crop) and through ``matte
+    --clicks --weights`` (LearnedMethod, on images smaller and larger than global_side) covers
+    the same number of pixels of the network's input: click_radius network pixels."""
+    import mattecli.families.click.data as click_data
+    from mattecli.families.click.data import ClickTrainDataset
+    from mattecli.data.sources import open_source
+    from mattecli.inference.batch import Item, Job
+    from mattecli.inference.methods import LearnedMethod
+    from mattecli.io.checkpoint import save_checkpoint
+
+    radius = 6.0
+    expected = _disk_pixels(radius)
+    monkeypatch.setattr(click_data, "simulate_clicks", lambda alpha, rng, *a, **k: [Click(16.0, 16.0, True)])
+    train_set = ClickTrainDataset(open_source(dataset), seed=0, crop_sizes=(40,), input_size=32, radius=radius)
+    assert int(train_set[0]["clicks"][0].sum()) == expected
+
+    torch.manual_seed(0)
+    model = build_model("click", {**TINY, "click_radius": radius, "train_size": 32, "global_side": 96})
+    save_checkpoint(tmp_path / "c.pt", {"family": "click", "model_config": model.config, "model": model.state_dict(),
+                                        "stage": "matting"})
+    method = LearnedMethod(tmp_path / "c.pt", torch.device("cpu"))
+    seen = []
+    method.model.encoder.register_forward_pre_hook(lambda module, args: seen.append(args[0][0, 3].clone()))
+    for h, w in ((64, 80), (192, 288), (300, 120)):  # native, shrunk by 1/3, shrunk by 0.32
+        click = Click(w / 2, h / 2, True)
+        job = Job(Item(tmp_path / "x.png", Path("x.png"), Path("x.png")), np.zeros((h, w, 3), np.uint8), [click],
+                  "clicks")
+        seen.clear()
+        result = list(method.run(iter([job])))[0][1]
+        assert not isinstance(result, Exception), result
+        covered = int((seen[0] > 0).sum())
+        assert abs(covered - expected) <= 0.12 * expected, (h, w, covered, expected)
 
 
 # ----------------------------------------------------------------------------- losses by hand
@@ -155,16 +196,31 @@ def test_an_untrained_refiner_and_budget_zero_leave_alpha_unchanged():
 
 # ----------------------------------------------------------------------------- simulated users
 
-def test_truncated_geometric_counts_over_many_draws():
-    rng = np.random.default_rng(1)
-    p, high, n = 1 / 6, 10, 20000
-    draws = np.array([truncated_geometric(rng, p, high) for _ in range(n)])
-    assert draws.min() >= 1 and draws.max() <= high
-    pmf = np.array([p * (1 - p) ** (k - 1) for k in range(1, high + 1)])
-    pmf /= pmf.sum()
-    freq = np.bincount(draws, minlength=high + 1)[1:] / n
-    assert np.abs(freq - pmf).max() < 0.012
-    assert draws.mean() == pytest.approx(float((np.arange(1, high + 1) * pmf).sum()), abs=0.08)
+def test_training_click_count_is_the_papers_geometric_one_sixth():
+    """m ~ Geometric(1/6) on {1, 2, ...} (mean 6) as the paper states, through the family's own
+    defaults; the recipe's cap only clips the tail (formula computed here)."""
+    from mattecli.families.click.family import FAMILY
+
+    settings = FAMILY._settings({})
+    p, cap, fg_prob = settings["geometric_p"], settings["max_clicks"], settings["fg_prob"]
+    assert p == pytest.approx(1 / 6)
+    alpha = np.zeros((40, 40), np.float32)
+    alpha[10:30, 10:30] = 1.0  # both regions present: no click is ever left out
+    rng = np.random.default_rng(7)
+    n = 20000
+    draws = [simulate_clicks(alpha, rng, p, cap, fg_prob) for _ in range(n)]
+    counts = np.array([len(d) for d in draws])
+    top = cap if cap else counts.max()
+    freq = np.bincount(counts, minlength=top + 1)[1:] / n
+    pmf = np.array([p * (1 - p) ** (k - 1) for k in range(1, top + 1)])
+    if cap:
+        pmf[-1] = (1 - p) ** (cap - 1)  # the clipped tail lands on the cap
+    assert np.abs(freq - pmf).max() < 0.01, (freq[:6], pmf[:6])
+    mean = float((np.arange(1, top + 1) * pmf).sum())
+    assert mean > 5.9 and counts.mean() == pytest.approx(mean, abs=0.12)
+    # no click has a forced label: the first one is foreground with probability fg_prob
+    first_fg = np.mean([d[0].positive for d in draws])
+    assert abs(first_fg - fg_prob) < 0.02
 
 
 def test_training_clicks_land_on_opaque_and_clear_pixels():
@@ -175,7 +231,6 @@ def test_training_clicks_land_on_opaque_and_clear_pixels():
     seen = {True: 0, False: 0}
     for _ in range(200):
         clicks = simulate_clicks(alpha, rng)
-        assert clicks[0].positive
         for c in clicks:
             assert alpha[int(c.y), int(c.x)] == (1.0 if c.positive else 0.0)
             seen[c.positive] += 1
@@ -415,3 +470,33 @@ def test_export_equals_matte_without_refinement_and_weights_info(tmp_path):
     assert contract["inputs"][1]["name"] == "clicks" and "refinement" in contract["notes"]
     r = CliRunner().invoke(app, ["weights", "info", str(tmp_path / "c.pt"), "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["family"] == "click"
+
+
+def test_whole_image_training_samples_show_the_whole_composite(tmp_path):
+    """``whole_image_scales``: the sample is the whole composite brought to the input size (and
+    scale-jittered), not a crop around an edge; a bad range is refused in one line."""
+    import cv2
+
+    from mattecli.data.sources import open_source
+    from mattecli.families.click.data import ClickTrainDataset
+    from mattecli.families.click.family import check_recipe
+    from mattecli.io.images import write_image
+    from mattecli.errors import MatteError
+
+    alpha = np.zeros((64, 64), np.uint8)
+    alpha[10:40, 20:50] = 255
+    write_image(tmp_path / "fg" / "a.png", np.full((64, 64, 3), 200, np.uint8))
+    write_image(tmp_path / "alpha" / "a.png", alpha)
+    write_image(tmp_path / "bg" / "b.png", np.zeros((64, 64, 3), np.uint8))
+    source = open_source(tmp_path)
+    whole = ClickTrainDataset(source, input_size=32, flip=False, whole_image_scales=(1.0, 1.0))[0]["alpha"][0].numpy()
+    expected = cv2.resize(alpha, (32, 32), interpolation=cv2.INTER_LINEAR).astype(np.float32) / 255
+    assert np.abs(whole - expected).max() < 1e-6
+    crop = ClickTrainDataset(source, crop_sizes=(32,), input_size=32, flip=False)[0]["alpha"][0].numpy()
+    assert not np.allclose(crop, expected)  # the default (crops around an edge) differs
+    # a smaller scale shows the whole subject smaller, the frame reflect-padded to the input size
+    small = ClickTrainDataset(source, input_size=32, flip=False, whole_image_scales=(0.5, 0.5))[0]["alpha"][0]
+    assert small.shape == (32, 32) and float(small.sum()) > 0
+    with pytest.raises(MatteError) as exc:
+        check_recipe({"whole_image_scales": [1.25, 0.8]})
+    assert "whole_image_scales" in str(exc.value) and "\n" not in str(exc.value)

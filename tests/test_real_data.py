@@ -8,12 +8,12 @@ where the folder is provisioned: there a missing folder fails every test instead
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from conftest import skip_or_fail
 from mattecli.data.trimap import normalise_trimap
 from mattecli.inference.closed_form import closed_form_alpha
 from mattecli.inference.foreground import estimate_foreground
@@ -24,18 +24,11 @@ REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
 @pytest.fixture(autouse=True)
 def real_data_present() -> None:
     """Skip without the shared data, but fail in CI, which must run these tests."""
-    if REAL.is_dir():
-        return
-    if in_ci():
-        pytest.fail(f"CI=true but {REAL} is missing: the real-data tests cannot run (provision ../shared/data/real)")
-    pytest.skip("../shared/data/real is not beside the checkout")
+    if not REAL.is_dir():
+        skip_or_fail(f"{REAL} is missing: the real-data tests cannot run (provision ../shared/data/real)")
 
 
 def test_dandelion_trimap_matches_the_reference_closed_form_alpha():

@@ -19,6 +19,7 @@ import pytest
 import torch
 
 from compose_helpers import imwrite, make_inputs, run_cli
+from conftest import in_ci
 from mattecli.compose import ComposeOptions, compose_dataset
 from mattecli.data.manifest import read_manifest
 from mattecli.errors import BadInput, CannotWrite, MatteError
@@ -294,7 +295,7 @@ def _can_mount() -> bool:
     """A private tmpfs needs util-linux's ``unshare`` (required under CI=true, as every system tool a test
     uses) and a kernel that allows user namespaces (a policy, not a tool: the simulated tests cover it)."""
     if shutil.which("unshare") is None:
-        assert os.environ.get("CI") != "true", "unshare (util-linux) is missing"
+        assert not in_ci(), "unshare (util-linux) is missing"
         return False
     probe = subprocess.run(["unshare", "-rm", "sh", "-c", "mount -t tmpfs -o size=8k tmpfs /mnt"],
                            capture_output=True)

@@ -114,7 +114,7 @@ def test_only_background_clicks_give_a_note_not_an_error(studio):
     ("POST", "/", {}, None, 405, "not allowed"),
     ("GET", "/static/../session.py", None, None, 404, "no asset"),
     ("GET", "/nowhere", None, None, 404, "no such page"),
-    ("DELETE", "/api/state", None, None, 501, "Unsupported method"),
+    ("DELETE", "/api/state", None, None, 405, "not allowed"),
 ])
 def test_bad_requests_get_4xx_with_one_line(studio, method, path, body, raw, status, words):
     client, _, _ = studio

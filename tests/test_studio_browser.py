@@ -5,12 +5,12 @@ Skips locally when Chromium, chromedriver or selenium is missing; fails when CI=
 """
 from __future__ import annotations
 
-import os
 import shutil
 
 import numpy as np
 import pytest
 
+from conftest import skip_or_fail
 from mattecli.inference.batch import MatteOptions, run_matte
 from mattecli.inference.clicks import read_clicks
 from mattecli.io.images import read_raw, write_image
@@ -30,9 +30,7 @@ def browser_paths() -> tuple[str, str]:
     if chromium is None or driver is None:
         problem = "headless Chromium and chromedriver are needed (apt-get install chromium chromium-driver)"
     if problem:
-        if os.environ.get("CI") == "true":
-            pytest.fail(problem)
-        pytest.skip(problem)
+        skip_or_fail(problem)
     return chromium, driver
 
 

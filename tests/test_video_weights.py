@@ -77,7 +77,8 @@ def test_background_network_runs_in_batches_of_frames(clip, tmp_path, capsys, mo
     PlateStandIn.calls.clear()
     out = tmp_path / "out"
     code, err = run_cli([src, "--background", plate_path, "--out", out, "--weights", folder / "video_plate_standin.pt",
-                         "--batch-size", "3", "--device", "cpu", "--output", "alpha,rgba,comp", "--no-sheet"],
+                         "--batch-size", "3", "--device", "cpu", "--output", "alpha,rgba,comp", "--no-sheet",
+                         "--temporal-strength", "0"],
                         capsys, monkeypatch)
     assert code == 0, err
     flat = " ".join(err.split())
@@ -103,3 +104,30 @@ def test_a_network_that_needs_other_guidance_is_one_line(clip, tmp_path, capsys,
     assert code == 2 and "trimap" in err and "Traceback" not in err
     assert err.strip().splitlines() == [err.strip()]
     assert not (tmp_path / "o").exists()
+
+
+def test_the_temporal_filter_steadies_a_network_on_a_still_noisy_clip(clip, tmp_path, capsys, monkeypatch):
+    """The stand-in network sees each frame alone, so sensor noise flickers its matte; with the
+    default temporal filter the frame-to-frame change of the matte drops well below half."""
+    from video_clips import LOSSLESS_RGB
+
+    from mattecli.io.video import VideoWriter
+
+    _, plate_path, plate, folder = clip
+    rng = np.random.default_rng(7)
+    a = disc_alpha(H, W, 30, 24, 12, soft=2.0)[:, :, None]
+    src = tmp_path / "still.mkv"
+    with VideoWriter(src, LOSSLESS_RGB, (W, H), NTSC) as writer:
+        for _ in range(8):
+            frame = a * FG + (1 - a) * plate + rng.normal(0, 3.0, plate.shape)
+            writer.write(np.clip(frame + 0.5, 0, 255).astype(np.uint8))
+    change = {}
+    for strength in ("0", "0.8"):
+        out = tmp_path / strength
+        code, err = run_cli([src, "-b", plate_path, "-o", out, "--weights", folder / "video_plate_standin.pt",
+                             "--device", "cpu", "--output", "alpha", "--no-sheet", "--temporal-strength", strength],
+                            capsys, monkeypatch)
+        assert code == 0, err
+        mattes = np.stack(list(read_mattes(out / "still_alpha.mov"))).astype(np.float32) / 255
+        change[strength] = float(np.abs(np.diff(mattes[2:], axis=0)).mean())
+    assert change["0.8"] < 0.5 * change["0"]

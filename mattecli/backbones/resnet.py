@@ -1,4 +1,4 @@
-"""ResNet-34 and ResNet-50 in plain torch, with torchvision's parameter names and dilation.
+"""ResNet-18, ResNet-34 and ResNet-50 in plain torch, with torchvision's parameter names and dilation.
 
 The layout reproduces ``torchvision.models.resnet34/resnet50`` (v1.5: the Bottleneck's
 stride sits on its 3x3 conv): ``conv1, bn1, layer1..layer4`` with ``layerN.K.conv1/bn1/...``
@@ -24,6 +24,7 @@ from mattecli.errors import BadInput
 
 #: blocks per stage of each depth, and the block type
 RESNET_LAYOUTS: dict[int, tuple[str, tuple[int, int, int, int]]] = {
+    18: ("basic", (2, 2, 2, 2)),
     34: ("basic", (3, 4, 6, 3)),
     50: ("bottleneck", (3, 4, 6, 3)),
 }

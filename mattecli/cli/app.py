@@ -13,6 +13,7 @@ import sys
 import typer
 
 from mattecli import __version__
+from mattecli.cli.options import examples
 from mattecli.errors import MatteError
 
 SUBCOMMAND_MODULES = ("samples", "compose", "eval", "matte", "trimap", "video", "demo", "train", "weights",
@@ -21,8 +22,12 @@ SUBCOMMAND_MODULES = ("samples", "compose", "eval", "matte", "trimap", "video", 
 app = typer.Typer(
     name="mattecli",
     help="Alpha matting toolkit: compose datasets, train, evaluate, matte images and videos.",
+    epilog=examples("mattecli demo --out demo-out",
+                    "mattecli matte demo-out/dataset/merged --trimap demo-out/dataset/trimap --out mattes",
+                    "mattecli eval mattes/alpha --data demo-out/dataset",
+                    "# every command's --help ends with examples like these"),
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion: shells complete commands, flags and fixed choices
     pretty_exceptions_enable=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )

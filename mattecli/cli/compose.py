@@ -4,15 +4,23 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Literal, Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, max_pixels_option
+from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("compose")
+    @app.command("compose", epilog=examples(
+        "mattecli compose --samples --out demo-out/test --seed 1 --per-fg 2 --trimaps --plates",
+        "mattecli compose --fg demo-out/samples/fg --alpha demo-out/samples/alpha --bg demo-out/samples/bg "
+        "--out comp --per-fg 3 --trimaps",
+        "mattecli compose --samples --out sharded --shard 1/2   # then 2/2, on another machine if you like "
+        "(docs/scale.md)",
+        "# Composition-1k from Adobe's lists over COCO (your copies of the files):",
+        "# mattecli compose --fg fg/ --alpha alpha/ --bg coco:instances_train2014.json --bg-root coco/train2014 "
+        "--fg-names training_fg_names.txt --bg-names training_bg_names.txt --out comp1k_train --trimaps"))
     def compose(
         out: Path = typer.Option(..., "--out", "-o", help="Dataset folder to write (created; reruns resume)."),
         fg: Optional[Path] = typer.Option(None, "--fg", help="Foreground images (searched recursively)."),
@@ -48,8 +56,9 @@ def register(app: typer.Typer) -> None:
         plate_shadow: bool = typer.Option(False, "--plate-shadow",
                                           help="BGMv2-style shadow of the subject on the background "
                                                "(changes merged/ and bg/, not the plate)."),
-        crop: str = typer.Option("topleft", "--crop", help="Background crop: topleft (published) or random."),
-        convention: str = typer.Option("published", "--convention",
+        crop: Literal["topleft", "random"] = typer.Option("topleft", "--crop",
+                                                          help="Background crop: topleft (published) or random."),
+        convention: Literal["published", "opencv-float32"] = typer.Option("published", "--convention",
                                        help="published: PIL bicubic + float64 blend, pixel-identical with the "
                                             "published Composition-1k files; opencv-float32: OpenCV bicubic + "
                                             "float32 blend."),

@@ -6,13 +6,15 @@ from typing import Optional
 
 import typer
 
+from mattecli.cli.options import examples
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("demo")
+    @app.command("demo", epilog=examples("mattecli demo --out demo-out"))
     def demo(
         out: Path = typer.Option(Path("demo-out"), "--out", "-o", help="Folder for everything the demo writes."),
         seed: int = typer.Option(0, "--seed", help="Seed for the samples and the dataset."),
-        workers: Optional[int] = typer.Option(None, "--workers", min=1, help="Processes (default: all cores)."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes (default: all cores)."),
     ) -> None:
         """Write samples, compose a dataset with trimaps and plates, matte it, evaluate it,
         matte a rendered video against its plate, and draw a contact sheet."""

@@ -2,21 +2,33 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, max_pixels_option
+from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
 
 _FORMATS = {"sad": "{:.3f}", "mse": "{:.5f}", "grad": "{:.3f}", "conn": "{:.3f}", "mad": "{:.5f}"}
 _TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn", "mad": "MAD"}
 
 
-def _pairing(pred_dir: Path, gt: Optional[Path], trimap: Optional[Path], data: Optional[Path],
-             region: str = "unknown"):
+def _pairing(pred_dir: Optional[Path], gt: Optional[Path], trimap: Optional[Path], data: Optional[Path],
+             region: str = "unknown", pairs: Optional[Path] = None):
     from mattecli.errors import MatteError
     from mattecli.metrics import pair_dataset, pair_folders
+    from mattecli.metrics.pairing import pair_files, pair_list
 
+    if pairs is not None:
+        if pred_dir is not None or gt is not None or trimap is not None or data is not None:
+            raise MatteError("--pairs names every file: drop PRED, --gt, --trimap and --data")
+        return pair_list(pairs, need_trimap=region != "all")
+    if pred_dir is not None and pred_dir.is_file():
+        if data is not None:
+            raise MatteError(f"{pred_dir}: a single prediction file is scored with --gt FILE and --trimap FILE, "
+                             "not --data")
+        if trimap is not None and region == "all":
+            raise MatteError("--trimap: --region all scores every pixel and reads no trimap; drop one of them")
+        return pair_files(pred_dir, gt, trimap, need_trimap=region != "all")
     if data is not None:
         if gt is not None or trimap is not None:
             raise MatteError("give either --data, or --gt and --trimap, not both")
@@ -84,9 +96,15 @@ def run_eval(pairing, metrics: str, convention: str, workers: int, skip_missing:
         task = bar.add_task("evaluating", total=len(pairing.items))
         report = evaluate_items(pairing.items, names, convention, workers or None,
                                 on_result=lambda _: bar.advance(task), region=region)
+    from mattecli.data.trimap import off_level_warning
+
     for r in report.results:
         for note in r.notes:
             console.print(f"[yellow]warning[/] {note}", soft_wrap=True)
+    off_level = off_level_warning({str(item.trimap): r.trimap_changed for item, r in zip(pairing.items, report.results)
+                                   if r.trimap_changed})
+    if off_level:
+        console.print(f"[yellow]warning[/] {off_level}", soft_wrap=True, highlight=False)
     for r in report.failures:
         console.print(f"[red]error[/] {r.error}", soft_wrap=True)
     if report.scored:
@@ -223,36 +241,53 @@ def _click_sheet(path: Path, kept: list) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("eval")
+    @app.command("eval", epilog=examples(
+        "mattecli eval demo-out/matte/alpha --data demo-out/dataset --json scores.json",
+        "mattecli eval demo-out/matte/alpha --gt demo-out/dataset/alpha --trimap demo-out/dataset/trimap --csv scores.csv",
+        "mattecli eval demo-out/matte/alpha/sample_00_0.png --gt demo-out/dataset/alpha/sample_00.png "
+        "--trimap demo-out/dataset/trimap/sample_00_0.png",
+        "mattecli eval demo-out/matte/alpha --data demo-out/dataset --region all --metrics sad,mse,mad",
+        "mattecli eval --simulate-clicks 2 --data demo-out/dataset --weights runs/click/best.pt --plot clicks.png   "
+        "# after the `train click` example",
+        "mattecli eval --data demo-out/dataset --weights runs/dim/best.pt   # after the `train dim` example",
+        "# files with other names: --pairs pairs.csv (header pred,gt,trimap)"))
     def eval_(
         pred_dir: Optional[Path] = typer.Argument(None, help="Folder of predicted alpha mattes (searched "
-                                                             "recursively). With --weights it may be left out: "
+                                                             "recursively), or one prediction file scored "
+                                                             "against --gt FILE (and --trimap FILE). With "
+                                                             "--weights it may be left out: "
                                                              "predictions go to <checkpoint folder>/predictions/"
                                                              "<dataset name>."),
-        gt: Optional[Path] = typer.Option(None, "--gt", help="Folder of ground-truth alphas, paired by name."),
-        trimap: Optional[Path] = typer.Option(None, "--trimap", help="Folder of trimaps, paired by name."),
+        gt: Optional[Path] = typer.Option(None, "--gt", help="Folder of ground-truth alphas, paired by name "
+                                                             "(a file when PRED is a file)."),
+        trimap: Optional[Path] = typer.Option(None, "--trimap", help="Folder of trimaps, paired by name "
+                                                                     "(a file when PRED is a file)."),
+        pairs: Optional[Path] = typer.Option(None, "--pairs",
+                                             help="Files whose names differ: a CSV with the header pred,gt,trimap "
+                                                  "(name optional) or a JSON list of {\"pred\", \"gt\", \"trimap\"}; "
+                                                  "relative paths from the list's folder. Instead of PRED, --gt, --trimap."),
         data: Optional[Path] = typer.Option(None, "--data",
                                             help="A `mattecli compose` dataset: its manifest gives each "
                                                  "composite's alpha and trimap."),
         metrics: str = typer.Option("sad,mse,grad,conn", "--metrics", help="Comma-separated subset of "
                                                                             "sad, mse, grad, conn, mad."),
-        region: str = typer.Option("unknown", "--region",
+        region: Literal["unknown", "all"] = typer.Option("unknown", "--region",
                                    help="unknown (trimap == 128, Composition-1k) or all (every pixel: the "
                                         "trimap-free convention of the human-matting papers; no trimap needed)."),
-        convention: str = typer.Option("matlab", "--convention",
+        convention: Literal["matlab", "mmagic"] = typer.Option("matlab", "--convention",
                                        help="matlab (the DIM evaluation code, default) or mmagic (mmagic 1.x)."),
         json_path: Optional[Path] = typer.Option(None, "--json", help="Write means and per-image scores as JSON."),
         csv_path: Optional[Path] = typer.Option(None, "--csv", help="Write per-image scores as CSV."),
-        workers: int = typer.Option(0, "--workers", min=0, help="Processes; 0 uses every core."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1, help="Processes (default: all cores)."),
         skip_missing: bool = typer.Option(False, "--skip-missing", help="Score the complete images only."),
         worst: int = typer.Option(5, "--worst", min=0, help="How many of the worst images to list."),
         weights: Optional[Path] = typer.Option(None, "--weights",
                                                help="A trained checkpoint: first matte --data's merged images "
                                                     "with their trimaps into PRED_DIR, then score them."),
         device: Optional[str] = typer.Option(None, "--device",
-                                             help="Only with --weights: auto, cpu, cuda or cuda:N [default: auto]."),
+                                             help="Only with --weights: auto, cpu, cuda or cuda:N \\[default: auto]."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
-                                                 help="Only with --weights: images per batch [default: 1]."),
+                                                 help="Only with --weights: images per batch \\[default: 1]."),
         max_pixels: Optional[int] = max_pixels_option(),
         simulate_clicks: int = typer.Option(0, "--simulate-clicks", min=0,
                                             help="Clicks against error: a simulated user clicks N times (deepest "
@@ -261,13 +296,19 @@ def register(app: typer.Typer) -> None:
                                                  "--data, or the positional folder as images with --gt."),
         target_sad: float = typer.Option(1.0, "--target-sad", min=0.0,
                                          help="With --simulate-clicks: report the clicks needed to reach this SAD."),
-        plot: Optional[Path] = typer.Option(None, "--plot", help="With --simulate-clicks: SAD-against-clicks plot (PNG)."),
+        plot: Optional[Path] = typer.Option(None, "--plot", help="With --simulate-clicks: SAD-against-clicks plot (PNG); "
+                                                                 "for a video: per-frame error plot (PNG)."),
+        video: bool = typer.Option(False, "--video",
+                                   help="PRED and --gt are clips (video files or folders of frames, in name order): "
+                                        "MAD, MSE, Grad, Conn, dtSSD, MESSDdt per frame, RVM's conventions "
+                                        "(--metrics picks from mad,mse,grad,conn,dtssd,messddt). "
+                                        "Implied when PRED is a video file."),
         sheet: Optional[Path] = typer.Option(None, "--sheet",
                                              help="With --simulate-clicks: contact sheet of clicks, alpha and "
                                                   "uncertainty heat map (PNG)."),
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
                                                      help="With --simulate-clicks and a click network: patches to "
-                                                          "refine (0 = off) [default: the checkpoint's]."),
+                                                          "refine (0 = off) \\[default: the checkpoint's]."),
         infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
                                                  help="With --weights of a guidance-free network (shm): side of the "
                                                       "square its trimap network sees."),
@@ -277,7 +318,20 @@ def register(app: typer.Typer) -> None:
         from mattecli.errors import MatteError
 
         apply_max_pixels(max_pixels)
+        from mattecli.cli.eval_video import is_video_input, run_video_eval
+
+        if is_video_input(pred_dir, video):
+            run_video_eval(pred_dir, gt, None if metrics == "sad,mse,grad,conn" else metrics, json_path, csv_path,
+                           plot, worst, trimap=trimap, data=data, weights=weights, device=device,
+                           batch_size=batch_size, simulate_clicks=simulate_clicks or None,
+                           sheet=sheet, refine_patches=refine_patches, infer_size=infer_size,
+                           workers=workers or None, skip_missing=skip_missing or None,
+                           convention=None if convention == "matlab" else convention,
+                           region=None if region in ("unknown", "all") else region)
+            return
         if simulate_clicks:
+            if pairs is not None:
+                raise MatteError("--pairs scores saved predictions; --simulate-clicks mattes --data or IMAGE_DIR")
             _simulate_clicks(simulate_clicks, pred_dir, gt, trimap, data, weights, device or "auto", batch_size or 1,
                              refine_patches,
                              metrics, convention, workers, skip_missing, json_path, csv_path, plot, sheet, target_sad,
@@ -291,7 +345,7 @@ def register(app: typer.Typer) -> None:
                       device=device, batch_size=batch_size)
         if infer_size is not None and weights is None:
             raise MatteError("--infer-size applies with --weights")
-        if pred_dir is None:
+        if pred_dir is None and pairs is None:
             if weights is None or data is None:
                 raise MatteError("give PRED_DIR (or --weights CKPT --data DATASET to predict first)")
             pred_dir = weights.parent / "predictions" / data.resolve().name
@@ -299,5 +353,9 @@ def register(app: typer.Typer) -> None:
             raise MatteError(f"--region: {region!r} is not one of unknown, all")
         if weights is not None:
             _predict(weights, data, pred_dir, device or "auto", batch_size or 1, infer_size)
-        run_eval(_pairing(pred_dir, gt, trimap, data, region), metrics, convention, workers, skip_missing,
+        if weights is not None and pred_dir is not None and pred_dir.is_file():
+            raise MatteError(f"{pred_dir}: --weights writes its predictions into a folder; give a folder (or none)")
+        if pairs is not None and weights is not None:
+            raise MatteError("--pairs scores files that exist; --weights predicts a --data set first: drop one")
+        run_eval(_pairing(pred_dir, gt, trimap, data, region, pairs), metrics, convention, workers, skip_missing,
                  json_path, csv_path, worst, region)

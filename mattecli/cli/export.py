@@ -2,18 +2,26 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import typer
 
+from mattecli.cli.options import examples
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("export")
+    @app.command("export", epilog=examples(
+        "mattecli export runs/dim/best.pt --format torchscript --out dim.ts   # after the `train dim` example",
+        "# for onnxruntime (exporting DIM takes about half a minute on a CPU):",
+        "# mattecli export runs/dim/best.pt --format onnx --out dim.onnx"))
     def export(
         ckpt: Path = typer.Argument(..., metavar="CKPT", help="A mattecli checkpoint (trained or imported)."),
-        fmt: str = typer.Option(..., "--format", "-f", help="onnx or torchscript."),
+        fmt: Literal["onnx", "torchscript"] = typer.Option(..., "--format", "-f", case_sensitive=False,
+                                                           help="onnx or torchscript."),
         out: Path = typer.Option(..., "--out", "-o", help="The file to write (.onnx or .pt)."),
-        exporter: str = typer.Option("auto", "--exporter",
+        exporter: Literal["auto", "dynamo", "legacy"] = typer.Option("auto", "--exporter", case_sensitive=False,
                                      help="ONNX only: auto (dynamo, then the TorchScript-based one), dynamo or legacy."),
+        overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
     ) -> None:
         """Export a network (fp32; dynamic batch, height and width in multiples of the family's size multiple),
         verified against the checkpoint on CPU before it is written. The input/output contract is stored in the file."""
@@ -22,7 +30,7 @@ def register(app: typer.Typer) -> None:
 
         with console.status(f"exporting {ckpt} to {fmt}, then checking the file against the checkpoint") as status:
             result = export_checkpoint(ckpt, fmt.lower(), out, exporter=exporter.lower(),
-                                       log=lambda msg: status.update(msg))
+                                       log=lambda msg: status.update(msg), overwrite=overwrite)
         for note in result.notes:
             console.print(f"[yellow]note[/]: {note}")
         c = result.contract

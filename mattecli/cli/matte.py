@@ -2,22 +2,32 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, max_pixels_option
+from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("matte")
+    @app.command("matte", epilog=examples(
+        "mattecli matte demo-out/dataset/merged --trimap demo-out/dataset/trimap --out mattes",
+        "mattecli matte demo-out/dataset/merged/sample_00_0.png --trimap demo-out/dataset/trimap/sample_00_0.png "
+        "--out mattes --output alpha,rgba,fg,comp --bg-color green",
+        "mattecli matte demo-out/dataset/merged --background demo-out/dataset/plate --out plate-mattes",
+        "mattecli matte demo-out/dataset/merged/sample_01_0.png --trimap demo-out/dataset/trimap/sample_01_0.png "
+        "--weights runs/dim/best.pt --out dim-mattes   # after the `train dim` example; --device cuda on a GPU",
+        "mattecli matte demo-out/dataset/merged --trimap demo-out/dataset/trimap --out part --shard 1/2   "
+        "# then 2/2 (docs/scale.md)"))
     def matte(
         input: Path = typer.Argument(..., help="An image, or a folder searched recursively."),
         out: Path = typer.Option(..., "--out", "-o", help="Output folder: OUT/<kind>/<relative path>/<stem>.png."),
         output: str = typer.Option("alpha,rgba", "--output",
                                    help="Comma list of alpha, rgba (cutout with estimated foreground colour), "
                                         "fg (foreground colour), comp (composite over --bg-color/--bg-image); with a network "
-                                        "that predicts them: trimap (0/128/255), uncertainty (16-bit sigma)."),
+                                        "that predicts them: trimap (0/128/255), uncertainty (16-bit sigma). "
+                                        "(video defaults to comp,alpha: an RGBA video is large and slow to encode, "
+                                        "a PNG cutout is not.)"),
         trimap: Optional[Path] = typer.Option(None, "--trimap", help="Trimap file, or folder paired by relative path and stem."),
         clicks: Optional[Path] = typer.Option(None, "--clicks",
                                               help='JSON: image name -> [{"x", "y", "label": "fg"|"bg"}].'),
@@ -32,26 +42,29 @@ def register(app: typer.Typer) -> None:
         align: bool = typer.Option(False, "--align/--no-align",
                                    help="With --background: register each plate onto its image (hand-held camera)."),
         click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
-                                                     help="Radius of a click's disk in pixels [default: 5 for the "
-                                                          "classical method; click networks: 15 at their training "
-                                                          "side, scaled with the image's shorter side]."),
+                                                     help="Radius of a click's disk in pixels \\[default: 5 for the "
+                                                          "classical method; click networks: their training radius "
+                                                          "(15) in pixels of the network's input]."),
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
                                                      help="Click networks: refine the K most uncertain 64x64 patches "
-                                                          "(0 = off) [default: the checkpoint's]."),
-        method: Optional[str] = typer.Option(None, "--method", "-m",
+                                                          "(0 = off) \\[default: the checkpoint's]."),
+        method: Optional[Literal["classical"]] = typer.Option(None, "--method", "-m",
                                              help="The method that runs without --weights: classical (closed-form "
                                                   "matting, Levin et al.; the default and the only one). Not with "
                                                   "--weights, whose checkpoint names its network."),
         weights: Optional[Path] = typer.Option(None, "--weights", help="A trained checkpoint (its family is read from it)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-        precision: str = typer.Option("fp32", "--precision", help="Trained networks: fp32, fp16 (CUDA) or bf16."),
+        precision: Literal["fp32", "fp16", "bf16"] = typer.Option("fp32", "--precision",
+                                                                  help="Trained networks: fp32, fp16 (CUDA) or bf16."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
                                                  help="Trained networks (--weights): images of equal size per batch "
-                                                      "[default: 4]."),
+                                                      "\\[default: 4]."),
         infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
                                                  help="Guidance-free networks (SHM): side of the square the trimap "
                                                       "network sees (default: the size it was trained at)."),
-        bg_color: str = typer.Option("white", "--bg-color", help="comp background: #rrggbb, r,g,b or a name."),
+        bg_color: str = typer.Option("white", "--bg-color",
+                                     help="comp background: #rrggbb, r,g,b or a name (white, as a cutout on a page; "
+                                          "video's default is a light green that shows holes in moving mattes)."),
         bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="comp background image (scaled up if smaller, "
                                                                          "cropped from the top left)."),
         alpha_16bit: bool = typer.Option(False, "--alpha-16bit", help="Write alpha as 16-bit PNG."),
@@ -61,6 +74,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Matte images: alpha and cutouts with estimated foreground colour, mirrored into OUT."""
         from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
+        from mattecli.data.trimap import off_level_warning
         from mattecli.errors import MatteError
         from mattecli.shards import parse_shard
         from mattecli.console import console, print_failures, progress
@@ -92,6 +106,9 @@ def register(app: typer.Typer) -> None:
             summary = run_matte(options, runner, on_item=lambda item, status: bar.advance(task), plan=plan)
         console.print(f"{summary.done} matted, {summary.skipped} skipped (outputs exist; --overwrite to redo), "
                       f"{len(summary.failures)} failed of {summary.total} in {out}")
+        off_level = off_level_warning(summary.off_level_trimaps)
+        if off_level:
+            console.print(f"[yellow]warning:[/] {off_level}", soft_wrap=True, highlight=False)
         if summary.unused_clicks:
             console.print(f"[yellow]warning:[/] clicks for {len(summary.unused_clicks)} name(s) matched no image: "
                           f"{', '.join(summary.unused_clicks[:5])}")

@@ -8,7 +8,7 @@ import typer
 from mattecli.errors import MatteError
 
 MAX_PIXELS_HELP = ("Refuse images (and video frames) above this many pixels, read from the header before "
-                   "decoding [default: 67108864, i.e. 8192x8192; or $MATTECLI_MAX_PIXELS].")
+                   "decoding \\[default: 67108864, i.e. 8192x8192; or $MATTECLI_MAX_PIXELS].")
 
 
 def max_pixels_option() -> Optional[int]:
@@ -65,3 +65,13 @@ def refuse_unless(condition: bool, needed: str, **given: object) -> None:
     if flags:
         verb = "applies" if len(flags) == 1 else "apply"
         raise MatteError(f"{', '.join(flags)} {verb} only with {needed}")
+
+
+def examples(*lines: str) -> str:
+    """A command's epilog: runnable examples, one per line (after ``mattecli demo --out demo-out``).
+
+    tests/test_help_examples.py parses every line that starts with ``mattecli`` out of the rendered
+    ``--help`` and runs it on the demo's data, so each example here must run as written.
+    """
+    body = "\n".join(line.replace("[", "\\[") for line in lines)  # no rich markup inside examples
+    return f"[bold]Examples[/] (after `mattecli demo --out demo-out`):\n\n{body}"

@@ -6,11 +6,14 @@ from typing import Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, max_pixels_option
+from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("samples")
+    @app.command("samples", epilog=examples(
+        "mattecli samples my-samples --foregrounds 3 --backgrounds 4 --seed 7",
+        "mattecli compose --fg my-samples/fg --alpha my-samples/alpha --bg my-samples/bg --out my-dataset --per-fg 2 "
+        "--trimaps"))
     def samples(
         out: Path = typer.Argument(..., help="Folder to write fg/, alpha/ and bg/ into."),
         foregrounds: int = typer.Option(6, "--foregrounds", min=1, help="Number of foregrounds."),

@@ -6,9 +6,14 @@ from typing import Optional
 
 import typer
 
+from mattecli.cli.options import examples
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("studio")
+    @app.command("studio", epilog=examples(
+        "mattecli studio demo-out/dataset/merged --out studio-out   # open the printed address; Ctrl+C to stop",
+        "mattecli studio demo-out/dataset/merged --weights runs/click/best.pt --out studio-click --port 0   "
+        "# after the `train click` example"))
     def studio(
         input: Path = typer.Argument(..., help="An image, or a folder searched recursively."),
         out: Path = typer.Option(Path("studio-out"), "--out", "-o",
@@ -17,13 +22,13 @@ def register(app: typer.Typer) -> None:
         output: str = typer.Option("alpha,rgba", "--output", help="What save writes: comma list of alpha, rgba, fg, comp "
                                                                    "(and uncertainty with a click network), as matte."),
         click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
-                                                     help="Radius of a click's disk in full-resolution pixels [default: as "
+                                                     help="Radius of a click's disk in full-resolution pixels \\[default: as "
                                                           "matte: 5 for the classical method, a click network's own rule]."),
         work_size: int = typer.Option(384, "--work-size", min=16,
                                       help="Longer side of the live preview's computation; save is always at full resolution."),
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,
                                                      help="Starting refinement budget (click networks that have one)."),
-        bg_color: str = typer.Option("white", "--bg-color", help="comp background: #rrggbb, r,g,b or a name."),
+        bg_color: str = typer.Option("white", "--bg-color", help="comp background: #rrggbb, r,g,b or a name (as matte)."),
         alpha_16bit: bool = typer.Option(False, "--alpha-16bit", help="Save alpha as 16-bit PNG."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to listen on; anything but localhost exposes the studio."),
@@ -48,6 +53,9 @@ def register(app: typer.Typer) -> None:
         server = StudioServer(session, host, port)
         console.print(method.describe())
         console.print(f"{len(session.items)} image(s); save writes into {out}")
+        if session.outside_links:
+            console.print(f"[yellow]note[/]: left out {len(session.outside_links)} symbolic link(s) that lead out of "
+                          f"{input}: {', '.join(session.outside_links[:3])}", soft_wrap=True)
         if host not in ("127.0.0.1", "localhost", "::1"):
             console.print(f"[bold yellow]warning:[/] listening on {host}: anyone who can reach this address and "
                           "has the link (with its token) can read your images and write into OUT")

@@ -2,13 +2,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
+from mattecli.cli.options import examples
+
 
 def register(app: typer.Typer) -> None:
-    @app.command("trimap")
+    @app.command("trimap", epilog=examples(
+        "mattecli trimap demo-out/dataset/merged --weights runs/shm/best.pt --out predicted-trimaps   "
+        "# after the `train shm` example",
+        "mattecli matte demo-out/dataset/merged --trimap predicted-trimaps --out mattes-from-predicted"))
     def trimap(
         input: Path = typer.Argument(..., help="An image, or a folder searched recursively."),
         weights: Path = typer.Option(..., "--weights", help="A checkpoint of a network that predicts trimaps (shm)."),
@@ -18,7 +23,7 @@ def register(app: typer.Typer) -> None:
                                                  help="Side of the square the trimap network sees "
                                                       "(default: the size it was trained at)."),
         device: str = typer.Option("auto", "--device", help="auto, cpu, cuda or cuda:N."),
-        precision: str = typer.Option("fp32", "--precision", help="fp32, fp16 (CUDA) or bf16."),
+        precision: Literal["fp32", "fp16", "bf16"] = typer.Option("fp32", "--precision", help="fp32, fp16 (CUDA) or bf16."),
         batch_size: int = typer.Option(4, "--batch-size", min=1, help="Images of equal size per batch."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo images whose trimap already exists."),
         shard: str = typer.Option("1/1", "--shard", help="I/N: process only block I of N (1-based)."),

@@ -2,31 +2,40 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Literal, Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, max_pixels_option
+from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
 
 CAPTURE_TIPS = ("Capture tips (Background Matting): lock exposure and focus, film the plate from the same spot, "
                 "avoid shadows on the background and subject colours close to it.")
 
 
 def register(app: typer.Typer) -> None:
-    @app.command("video", epilog=CAPTURE_TIPS)
+    @app.command("video", epilog=examples(
+        "mattecli video demo-out/video/clip.mp4 --background demo-out/video/clip_plate.png --out video-out",
+        "mattecli video demo-out/video/clip.mp4 --background demo-out/video/clip_plate.png --out video-out "
+        "--output alpha,rgba --rgba-format png --overwrite",
+        "mattecli video demo-out/video/clip.mp4 --background demo-out/video/clip_plate.png --out bgm-out "
+        "--weights runs/bgm/best.pt   # after the `train bgm` example; add --device cuda on a GPU",
+        ) + "\n\n" + CAPTURE_TIPS)
     def video(
         input: Path = typer.Argument(..., help="Video to matte (anything ffmpeg reads)."),
         background: Path = typer.Option(..., "--background", "-b",
                                         help="Clean plate: an image (fixed camera) or a video (frame by frame)."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for <stem>_<kind> outputs."),
         output: str = typer.Option("comp,alpha", "--output",
-                                   help="Comma-separated subset of comp, alpha, rgba, fg."),
-        bg_color: str = typer.Option("120,255,155", "--bg-color", help="Composite colour: R,G,B, #RRGGBB or a name."),
+                                   help="Comma-separated subset of comp, alpha, rgba, fg (not rgba by default, unlike "
+                                        "matte's PNGs: an RGBA video is large and slow to encode)."),
+        bg_color: str = typer.Option("120,255,155", "--bg-color",
+                                     help="Composite colour: R,G,B, #RRGGBB or a name (a light green, unlike matte's "
+                                          "white: holes and fringes stay visible in a moving composite)."),
         bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="Composite over this image instead."),
         bg_video: Optional[Path] = typer.Option(None, "--bg-video", help="Composite over this video (looped)."),
-        rgba_format: str = typer.Option("mov", "--rgba-format",
+        rgba_format: Literal["mov", "webm", "png"] = typer.Option("mov", "--rgba-format",
                                         help="rgba container: mov (ProRes 4444), webm (VP9) or png (sequence)."),
-        alpha_format: str = typer.Option("mov", "--alpha-format",
+        alpha_format: Literal["mov", "mkv", "mp4"] = typer.Option("mov", "--alpha-format",
                                          help="alpha matte: mov (lossless QuickTime Animation), mkv (lossless "
                                               "FFV1) or mp4 (near-lossless H.264)."),
         align: bool = typer.Option(False, "--align/--no-align",
@@ -35,6 +44,10 @@ def register(app: typer.Typer) -> None:
                                             help="Match the plate's exposure to each frame (bias and gain)."),
         low: float = typer.Option(16.0, "--low", min=0, help="Colour distance (0-255) at or below which alpha is 0."),
         high: float = typer.Option(48.0, "--high", min=1, help="Colour distance at or above which alpha is 1."),
+        temporal: float = typer.Option(0.8, "--temporal-strength", min=0.0, max=0.99,
+                                       help="Temporal stability: weight of the previous frame's matte and foreground "
+                                            "where the frame did not change (0 = each frame on its own); where it "
+                                            "changed, the new frame decides alone (no lag on motion)."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Replace outputs that exist (else skipped)."),
         sheet: bool = typer.Option(True, "--sheet/--no-sheet",
                                    help="Also write <stem>_sheet.png: a few frames with alpha and composite."),
@@ -42,11 +55,11 @@ def register(app: typer.Typer) -> None:
                                                help="A trained background-guided checkpoint instead of the "
                                                     "weights-free method (--low/--high then do not apply)."),
         device: Optional[str] = typer.Option(None, "--device",
-                                             help="Only with --weights: auto, cpu, cuda or cuda:N [default: auto]."),
-        precision: Optional[str] = typer.Option(None, "--precision",
-                                                help="Only with --weights: fp32, fp16 (CUDA) or bf16 [default: fp32]."),
+                                             help="Only with --weights: auto, cpu, cuda or cuda:N \\[default: auto]."),
+        precision: Optional[Literal["fp32", "fp16", "bf16"]] = typer.Option(None, "--precision",
+                                                help="Only with --weights: fp32, fp16 (CUDA) or bf16 \\[default: fp32]."),
         batch_size: Optional[int] = typer.Option(None, "--batch-size", min=1,
-                                                 help="Only with --weights: frames per batch [default: 4]."),
+                                                 help="Only with --weights: frames per batch \\[default: 4]."),
         max_pixels: Optional[int] = max_pixels_option(),
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",
                                                     help="--weights bgm: a folder of person masks, one per frame in "
@@ -56,7 +69,7 @@ def register(app: typer.Typer) -> None:
                                                       "each frame's person mask (instead of --segmentation)."),
         motion_offsets: Optional[str] = typer.Option(None, "--motion-offsets",
                                                      help="--weights bgm: frame offsets of the motion cue "
-                                                          "[default: -40,-20,20,40, the official ones]."),
+                                                          "\\[default: -40,-20,20,40, the official ones]."),
     ) -> None:
         """Matte a video against a clean background plate, without trained weights (or with --weights).
 
@@ -64,6 +77,7 @@ def register(app: typer.Typer) -> None:
         """
         from mattecli.cli.options import parse_color, parse_kinds, refuse_unless
         from mattecli.errors import BadInput, MatteError
+        from mattecli.inference.temporal import TemporalSettings
         from mattecli.inference.video import ALPHA_FORMATS, OUTPUT_KINDS, RGBA_FORMATS
 
         apply_max_pixels(max_pixels)
@@ -101,19 +115,21 @@ def register(app: typer.Typer) -> None:
             learned = LearnedFrames(build_method(weights, "classical", device or "auto", batch_size or 4,
                                                  precision or "fp32"),
                                     align=align, exposure=match_exposure, segmentation=segmentation,
-                                    motion_offsets=offsets, segmenter=segmenter)
+                                    motion_offsets=offsets, segmenter=segmenter,
+                                    temporal=TemporalSettings(strength=temporal))
         _run(input, background, out, kinds, colour, bg_image, bg_video, rgba_format, alpha_format,
-             align, match_exposure, low, high, overwrite, sheet, learned)
+             align, match_exposure, low, high, overwrite, sheet, learned, temporal)
 
 
 def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colour: tuple[int, int, int],
          bg_image: Path | None, bg_video: Path | None, rgba_format: str, alpha_format: str,
          align: bool, match_exposure: bool, low: float, high: float, overwrite: bool, sheet: bool,
-         learned: object | None = None) -> None:
+         learned: object | None = None, temporal: float = 0.8) -> None:
     from rich.table import Table
 
     from mattecli.console import console, progress
     from mattecli.inference.plate import PlateMatting, PlateSettings
+    from mattecli.inference.temporal import TemporalSettings
     from mattecli.inference.video import (VideoJob, background_source, check_plate, fps_text, plate_source,
                                           run_video)
     from mattecli.io.images import check_pixels
@@ -126,11 +142,13 @@ def _run(input: Path, background: Path, out: Path, kinds: tuple[str, ...], colou
                    background=(background_source(bg_image or bg_video, size) if (bg_image or bg_video) else None),
                    bg_colour=colour, rgba_format=rgba_format, alpha_format=alpha_format, overwrite=overwrite)
     check_plate(job, info, align)  # before any output
-    extras = f"{' + alignment' if align else ''}{' + exposure matching' if match_exposure else ''}"
+    extras = (f"{' + alignment' if align else ''}{' + exposure matching' if match_exposure else ''}"
+              f"{f' + temporal filter (strength {temporal:g})' if temporal > 0 else ''}")
     if learned is not None:
         method, described = learned, f"{learned.describe()}{extras}"
     else:
-        method = PlateMatting(PlateSettings(low=low, high=high), align=align, exposure=match_exposure)
+        method = PlateMatting(PlateSettings(low=low, high=high), align=align, exposure=match_exposure,
+                              temporal=TemporalSettings(strength=temporal))
         described = f"method: background plate{extras} on cpu"
     console.print(f"[bold]{input.name}[/]: {info.width}x{info.height}, {fps_text(info.fps)} fps, "
                   f"audio {info.audio_codec or 'none'}; {described}")

@@ -6,29 +6,47 @@ from pathlib import Path
 
 import typer
 
+from mattecli.cli.options import examples
+
+_IMPORT_EXAMPLE = ("mattecli weights import mmagic-dim dim_stage3_v16_pln_1x1_1000k_comp1k_SAD-50.6_20200609_111851-647f24b6.pth --out dim.pt   "
+                   "# the file from mmagic's model zoo, downloaded first")
 weights_app = typer.Typer(help="Import published checkpoints (mmagic, ...) and inspect checkpoints.",
-                          no_args_is_help=True)
+                          no_args_is_help=True, epilog=examples(
+                              "mattecli weights formats", _IMPORT_EXAMPLE,
+                              "mattecli weights info runs/dim/best.pt   # after the `train dim` example"))
 
 
-@weights_app.command("import")
+def _format_names(incomplete: str) -> list[str]:
+    """Shell completion of FORMAT: the import formats the family folders provide."""
+    from mattecli.weights.importer import import_formats
+
+    return [name for name in sorted(import_formats()) if name.startswith(incomplete)]
+
+
+@weights_app.command("import", epilog=examples(
+    _IMPORT_EXAMPLE, "mattecli matte demo-out/dataset/merged/sample_00_0.png --trimap "
+    "demo-out/dataset/trimap/sample_00_0.png --weights dim.pt --out imported"))
 def import_(
-    fmt: str = typer.Argument(..., metavar="FORMAT", help="Source format, e.g. mmagic-dim (see `weights formats`)."),
+    fmt: str = typer.Argument(..., metavar="FORMAT", autocompletion=_format_names,
+                              help="Source format, e.g. mmagic-dim: one of `mattecli weights formats` (shell "
+                                   "completion lists them; the families provide them, so the list is not fixed)."),
     source: Path = typer.Argument(..., metavar="FILE", help="The foreign checkpoint (read without executing it)."),
     out: Path = typer.Option(..., "--out", "-o", help="The mattecli checkpoint to write."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace --out if it exists."),
 ) -> None:
     """Convert a foreign checkpoint into a mattecli checkpoint for matte, eval, video, export, train --init-from."""
     from mattecli.console import console
     from mattecli.weights.importer import import_weights
 
     with console.status(f"reading {source} (tensors only) and converting"):
-        result = import_weights(fmt, source, out)
+        result = import_weights(fmt, source, out, overwrite)
     for note in result.notes:
         console.print(f"[yellow]note[/]: {source}: {note}")
     console.print(f"[green]imported[/] {source} ({fmt}, sha256 {result.sha256[:12]}...) -> {result.out}: "
                   f"family {result.family}, {result.parameters:,} parameters, config {result.model_config}")
 
 
-@weights_app.command("formats")
+@weights_app.command("formats", epilog=examples("mattecli weights formats"))
 def formats() -> None:
     """List the import formats every family provides."""
     from rich.table import Table
@@ -50,7 +68,9 @@ def _value(value: object) -> str:
     return "-" if value is None else str(value)
 
 
-@weights_app.command("info")
+@weights_app.command("info", epilog=examples(
+    "mattecli weights info runs/dim/best.pt   # after the `train dim` example",
+    "mattecli weights info runs/dim/best.pt --json"))
 def info(
     ckpt: Path = typer.Argument(..., metavar="CKPT", help="A mattecli checkpoint (trained or imported)."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON on stdout instead of a table."),
@@ -75,6 +95,7 @@ def info(
             ("size multiple", data["size_multiple"]), ("model config", data["model_config"]),
             ("parameters", f"{data['parameters']:,}"), ("steps trained", data["steps_trained"]),
             ("validation", data["validation"]), ("best SAD", data["best_sad"]), ("provenance", origin),
+            ("start", data["start"]),
             ("resumable", "yes (optimiser state)" if data["resumable"] else "no (weights only)"),
             ("file sha256", data["sha256"])]
     if data["recipe"]:

@@ -129,18 +129,55 @@ def first_click(gt: np.ndarray, threshold: float = 0.5) -> Click | None:
     return next_click(np.zeros_like(np.asarray(gt, np.float32)), gt, threshold)
 
 
-def scaled_radius(radius: float, reference_side: int, height: int, width: int) -> float:
-    """A disk radius given at a reference image side, for an image of ``height`` x ``width``:
-    scaled with the shorter side, at least one pixel (the click family's inference rule)."""
-    return max(1.0, float(radius) * min(height, width) / float(reference_side))
+def network_scale(height: int, width: int, max_side: int = 0) -> float:
+    """Network input pixels per image pixel for a network that runs an image at its own size,
+    shrunk so that its longer side is at most ``max_side`` (0: never shrunk)."""
+    longest = max(int(height), int(width))
+    return float(max_side) / longest if max_side and longest > max_side else 1.0
 
 
-def truncated_geometric(rng: np.random.Generator, p: float, high: int) -> int:
-    """A draw of m ~ Geometric(p) on {1, 2, ...} conditioned on m <= ``high`` (inverse CDF):
-    P(m = k) = p (1-p)^(k-1) / (1 - (1-p)^high)."""
-    if not 0 < p <= 1 or high < 1:
-        raise ValueError("need 0 < p <= 1 and high >= 1")
-    u = rng.random() * (1.0 - (1.0 - p) ** high)
-    # smallest k with CDF(k) = 1 - (1-p)^k >= u
-    k = 1 if p == 1 else int(np.ceil(np.log1p(-u) / np.log1p(-p))) if u > 0 else 1
-    return int(min(max(k, 1), high))
+def radius_for_network(radius: float, scale: float) -> float:
+    """The disk radius in image pixels that covers ``radius`` pixels of the network's input when
+    the network sees the image resized by ``scale`` (:func:`network_scale`).
+
+    The click family's one radius rule: ``click_radius`` is a length in **network pixels**.
+    Training draws its disks on the crop after it is resized to the network's input
+    (scale 1), so at inference the disk must cover the same number of network pixels,
+    whatever the image's own size (``matte --clicks --weights``, the studio, ``eval
+    --simulate-clicks --weights`` and validation all call this through
+    ``ClickMatting.click_radius_for``).
+    """
+    if not scale > 0:
+        raise ValueError(f"scale must be positive, not {scale!r}")
+    return float(radius) / float(scale)
+
+
+def geometric_count(rng: np.random.Generator, p: float, cap: int = 0) -> int:
+    """A draw of m ~ Geometric(p) on {1, 2, ...}, P(m = k) = p (1-p)^(k-1) (the click paper's
+    number of simulated clicks at p = 1/6, mean 1/p), clipped at ``cap`` when ``cap`` > 0: the
+    mass beyond the cap lands on it, P(m = cap) = (1-p)^(cap-1), and every k < cap keeps its
+    stated probability."""
+    if not 0 < p <= 1 or cap < 0:
+        raise ValueError("need 0 < p <= 1 and cap >= 0")
+    m = int(rng.geometric(p))
+    return min(m, int(cap)) if cap else m
+
+
+def interior_clicks(alpha: np.ndarray, n_fg: int, n_bg: int, threshold: float = 0.5) -> list[Click]:
+    """``n_fg`` foreground clicks inside the subject and ``n_bg`` background clicks inside the
+    background, spread out as a person places them: each the deepest point (distance transform,
+    border as outside) of what is left of its region once the disk of the previous click's depth
+    is taken out. Deterministic (raster-order ties); fewer when a region runs out."""
+    alpha = np.asarray(alpha, np.float32)
+    clicks: list[Click] = []
+    for n, region, positive in ((n_fg, alpha >= threshold, True), (n_bg, alpha < threshold, False)):
+        left = region.copy()
+        for _ in range(n):
+            if not left.any():
+                break
+            depth = distance_inside(left)
+            y, x = np.unravel_index(int(np.argmax(depth)), depth.shape)
+            clicks.append(Click(float(x), float(y), positive))
+            ys, xs = np.ogrid[:alpha.shape[0], :alpha.shape[1]]
+            left &= (xs - x) ** 2 + (ys - y) ** 2 > max(float(depth[y, x]), 1.0) ** 2
+    return clicks

@@ -5,6 +5,7 @@ the DIM lineage and of the MATLAB evaluation (``trimap == 128``).
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import cv2
@@ -80,6 +81,22 @@ def normalise_trimap(trimap: np.ndarray) -> tuple[np.ndarray, int]:
     out[trimap < 64] = BACKGROUND
     out[trimap > 191] = FOREGROUND
     return out, int(np.count_nonzero(out != trimap))
+
+
+def off_level_warning(changed: Mapping[str, int]) -> str | None:
+    """The one warning of a run (``matte``, ``eval``) whose trimaps used values other than 0/128/255.
+
+    ``changed`` maps each such trimap to the number of pixels :func:`normalise_trimap` moved. An
+    unknown region stored as another grey (PyMatting's 102, an editor's 127) is common and is kept
+    unknown, but the user should know that their files are not in the 0/128/255 convention.
+    """
+    if not changed:
+        return None
+    first, count = next(iter(changed.items()))
+    more = f" and {len(changed) - 1} more" if len(changed) > 1 else ""
+    return (f"{len(changed)} trimap(s) use values other than 0/128/255 (unknown is 128), e.g. {first} "
+            f"({count} pixels){more}; each value was mapped to the nearest level (0-63 -> 0, 64-191 -> 128, "
+            "192-255 -> 255)")
 
 
 def clamp_known(alpha: np.ndarray, trimap: np.ndarray) -> np.ndarray:

@@ -37,7 +37,14 @@ def input_specs(model: nn.Module) -> list[dict[str, str]]:
     """(name, shape, values) of each graph input, in order."""
     custom = getattr(model, "export_inputs", None)
     if custom:
-        return [{"name": name, "shape": "", "dtype": "float32", "values": text} for name, text in custom]
+        specs = []
+        for name, text in custom:  # "Bx3xHxW plate in [0, 1]": the shape, then what the values are
+            shape, _, values = text.partition(" ")
+            channels = dict.get(getattr(model, "export_input_shapes", {}), name)
+            if channels is not None:  # the network's own channel count (bgm's motion frames)
+                shape = f"Bx{channels}xHxW"
+            specs.append({"name": name, "shape": shape, "dtype": "float32", "values": values})
+        return specs
     specs = [IMAGE_INPUT]
     guidance = GUIDANCE_INPUTS[model.guidance]
     if guidance is not None:

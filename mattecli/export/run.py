@@ -147,7 +147,8 @@ def _require(module: str) -> None:
 
 
 def export_checkpoint(ckpt_path: str | os.PathLike, fmt: str, out: str | os.PathLike,
-                      exporter: str = "auto", log: Callable[[str], None] | None = None) -> ExportResult:
+                      exporter: str = "auto", log: Callable[[str], None] | None = None,
+                      overwrite: bool = False) -> ExportResult:
     """Export, verify against the eager network, write atomically with the contract inside."""
     if fmt not in FORMATS:
         raise MatteError(f"--format {fmt}: choose from {', '.join(FORMATS)}")
@@ -163,6 +164,7 @@ def export_checkpoint(ckpt_path: str | os.PathLike, fmt: str, out: str | os.Path
     ckpt_path, out = Path(ckpt_path), Path(out)
     if out.resolve() == ckpt_path.resolve():
         raise BadInput(out, "--out would replace the checkpoint being exported; choose another path")
+    atomic.refuse_existing(out, overwrite)
     model, ckpt = load_model(ckpt_path, "cpu")
     model = model.float().eval()
     multiple = size_multiple(model)
@@ -217,6 +219,12 @@ def export_checkpoint(ckpt_path: str | os.PathLike, fmt: str, out: str | os.Path
                 notes.extend(failures)
             _write_onnx_metadata(tmp, {**contract, "exporter": used})
         diff = _max_diff(got, expected)
+        if not all(np.isfinite(e).all() for e in expected):
+            raise MatteError(f"{ckpt_path}: the network itself outputs NaN or infinite values on a test input; "
+                             "nothing written (check the checkpoint's weights)")
+        if not np.isfinite(diff):
+            raise MatteError(f"{ckpt_path}: the exported {fmt} graph outputs NaN or infinite values where the "
+                             "network does not; nothing written")
         if not diff <= TOLERANCE:
             raise MatteError(f"{ckpt_path}: the exported {fmt} graph differs from the network by {diff:.3g} "
                              f"(> {TOLERANCE}) on a {tuple(check_inputs[0].shape)} input; nothing written")

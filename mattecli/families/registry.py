@@ -33,7 +33,8 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from mattecli.errors import BadInput, MatteError
+from mattecli.errors import BadInput, MatteError, first_line
+from mattecli.io.checkpoint_guard import check_parameters, first_weight_problem
 
 GUIDANCE_KINDS = ("trimap", "background", "clicks", "none")
 
@@ -74,9 +75,15 @@ def build_model(family: str, config: dict[str, Any] | None = None) -> nn.Module:
     if config is not None and not isinstance(config, dict):
         raise MatteError(f"model_config of family '{family}' is not a mapping (got {type(config).__name__})")
     try:
-        model = _BUILDERS[family](**(config or {}))
+        with torch.device("meta"):  # sized first on the meta device: nothing allocated
+            model = _BUILDERS[family](**(config or {}))
+        problem = check_parameters(family, sum(p.numel() for p in model.parameters()))
+        if problem:
+            raise MatteError(problem)
+        if torch.get_default_device().type != "meta":
+            model = _BUILDERS[family](**(config or {}))
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as exc:
-        raise MatteError(f"model_config does not fit family '{family}': {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from None
+        raise MatteError(f"model_config does not fit family '{family}': {first_line(exc)}") from None
     if getattr(model, "guidance", None) not in GUIDANCE_KINDS:
         raise MatteError(f"family '{family}' declares no valid guidance kind")
     return model
@@ -112,6 +119,31 @@ def state_dict_problem(exc: BaseException) -> str:
     return ((detail or lines or [type(exc).__name__])[0])[:200]
 
 
+def fit_problem(model: nn.Module, state: Any) -> str | None:
+    """Why ``state`` cannot load into ``model`` (keys, shapes, dtypes, non-finite values), or None.
+
+    Checked before ``load_state_dict``, whose copy would cast int64, bool or float8 values
+    silently (or fail with an attribute error) and load NaN weights that matte garbage.
+    """
+    if not isinstance(state, dict):
+        return f"the weights are a {type(state).__name__}, not a state dict"
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    if missing or unexpected:
+        parts = []
+        if missing:
+            parts.append(f"{len(missing)} missing, e.g. {missing[0]}")
+        if unexpected:
+            parts.append(f"{len(unexpected)} unexpected, e.g. {str(unexpected[0])[:80]}")
+        return "keys do not match: " + "; ".join(parts)
+    for name, want in expected.items():
+        value = state[name]
+        if isinstance(value, torch.Tensor) and tuple(value.shape) != tuple(want.shape):
+            return f"size mismatch for {name}: {tuple(value.shape)} in the file, {tuple(want.shape)} in the network"
+    return first_weight_problem(state, expected)
+
+
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> tuple[nn.Module, dict[str, Any]]:
     """Rebuild a network from a checkpoint file alone; returns (model in eval mode, checkpoint)."""
     from mattecli.io.checkpoint import load_checkpoint
@@ -121,6 +153,9 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu") -> t
         model = build_model(ckpt["family"], ckpt["model_config"])
     except MatteError as exc:
         raise BadInput(path, str(exc)) from None
+    problem = fit_problem(model, ckpt["model"])
+    if problem:
+        raise BadInput(path, f"weights do not fit the '{ckpt['family']}' network ({problem})")
     try:
         model.load_state_dict(ckpt["model"])
     except (RuntimeError, TypeError, AttributeError) as exc:

@@ -15,6 +15,7 @@ Rules users can rely on (docs/matte.md):
 """
 from __future__ import annotations
 
+import os
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -27,7 +28,7 @@ from mattecli.data.trimap import normalise_trimap
 from mattecli.errors import BadInput, MatteError
 from mattecli.shards import check_shard, shard_range
 from mattecli.inference.clicks import DEFAULT_RADIUS, Click, clicks_for, read_clicks
-from mattecli.io.atomic import ensure_folder
+from mattecli.io.atomic import ensure_folder, is_inside
 from mattecli.io.images import is_image, list_images, read_alpha, read_rgb, write_image
 
 OUTPUT_KINDS = ("alpha", "rgba", "fg", "comp", "trimap", "uncertainty")
@@ -96,6 +97,7 @@ class MatteSummary:
     skipped: int = 0
     failures: list[tuple[str, str]] = field(default_factory=list)  # (input, problem)
     unused_clicks: list[str] = field(default_factory=list)
+    off_level_trimaps: dict[str, int] = field(default_factory=dict)  # trimap -> pixels not 0/128/255
 
 
 # --- inputs and output names ---------------------------------------------------------------
@@ -207,6 +209,7 @@ class GuidanceSource:
             if value and self.kind != "background":
                 raise MatteError(f"{flag} goes with --background")
         self.segmenter = None  # a mattecli.inference.segmenter.Segmenter, set by plan_matte on the method's device
+        self.off_level: dict[str, int] = {}  # trimaps with values other than 0/128/255 (one warning per run)
         self.align = options.align
         self.segmentation = GuidanceFiles(options.segmentation, "segmentation mask") if options.segmentation else None
 
@@ -237,7 +240,9 @@ class GuidanceSource:
             return found[1]
         path = self.files.find(item)
         if self.kind == "trimap":
-            trimap = normalise_trimap(read_alpha(path))[0]
+            trimap, changed = normalise_trimap(read_alpha(path))
+            if changed:
+                self.off_level[str(path)] = changed
             if trimap.shape != (h, w):
                 raise BadInput(path, f"trimap is {trimap.shape[1]}x{trimap.shape[0]} but {item.rel} is {w}x{h}")
             return trimap
@@ -334,10 +339,35 @@ class OutputWriter:
 
 def plan_items(options: MatteOptions, guidance: GuidanceSource) -> list[Item]:
     """Every input of this shard, with collision-free output names fixed on the whole input."""
+    if options.input.is_dir() and options.out.resolve() == options.input.resolve():
+        raise MatteError(f"{options.out}: --out is the input folder; outputs would mix with (and could replace) "
+                         "the inputs: choose another --out")
     found = discover(options.input, [options.out, *guidance.exclude()])
     names = output_names([rel for _, rel in found])
     items = [Item(path, rel, name) for (path, rel), name in zip(found, names)]
+    check_output_paths(options, items)
     return shard_items(items, options.shard)
+
+
+def check_output_paths(options: MatteOptions, items: list[Item]) -> None:
+    """Outputs stay inside --out and never replace an input (docs/limits.md, "Output folders").
+
+    An output folder that is a symbolic link out of --out is refused, as compose refuses it;
+    so is an --out whose output files would be input images (``--out w`` for ``w/alpha``).
+    """
+    out = options.out
+    folders = [out / kind for kind in options.outputs] if options.kind_folders else [out]
+    for folder in folders:
+        if folder.is_symlink() and not is_inside(folder, out):
+            raise MatteError(f"{folder}: is a symbolic link out of --out (to {os.path.realpath(folder)}); "
+                             f"outputs are written only inside {out}: remove the link or choose another --out")
+    inputs = {os.path.realpath(item.path) for item in items}
+    for item in items:
+        for kind in options.outputs:
+            target = item.output(out, kind, options.kind_folders)
+            if os.path.realpath(target) in inputs:
+                raise MatteError(f"{target}: --out {out} would write the {kind} output over the input image "
+                                 f"{item.path}; choose an --out outside the input folders")
 
 
 @dataclass
@@ -434,6 +464,7 @@ def run_matte(options: MatteOptions, method, on_item: Callable[[Item, str], None
             continue
         report(job.item, "done")
     summary.unused_clicks = guidance.unused_keys()
+    summary.off_level_trimaps = dict(guidance.off_level)
     return summary
 
 

@@ -130,6 +130,10 @@ def _score(alpha: np.ndarray, gt: np.ndarray, metrics: Sequence[str], convention
     return compute_metrics(quantised, gt, np.full(gt.shape, UNKNOWN, np.uint8), metrics, convention)
 
 
+#: clicks a simulated user makes at most per image (the studio's bound too: mattecli.studio.session.MAX_CLICKS)
+MAX_SIMULATED_CLICKS = 1000
+
+
 def simulate(method, images: Sequence[ProtocolImage], max_clicks: int, metrics: Sequence[str] = ("sad", "mse", "grad", "conn"),
              convention: str = "matlab", threshold: float = 0.5,
              on_round: Callable[[int], None] | None = None,
@@ -146,6 +150,9 @@ def simulate(method, images: Sequence[ProtocolImage], max_clicks: int, metrics: 
 
     if max_clicks < 1:
         raise MatteError("--simulate-clicks needs at least 1 click")
+    if max_clicks > MAX_SIMULATED_CLICKS:
+        raise MatteError(f"--simulate-clicks {max_clicks}: at most {MAX_SIMULATED_CLICKS} (each click re-mattes every "
+                         "image; published curves stop at 20)")
     method.check_guidance("clicks")
     method.want_foreground = False
     curve = ClickCurve(max_clicks, tuple(metrics))

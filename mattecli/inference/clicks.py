@@ -12,6 +12,7 @@ for every user; they are re-exported here.
 from __future__ import annotations
 
 import json
+import math
 import os
 from pathlib import Path, PurePosixPath
 
@@ -22,6 +23,22 @@ from mattecli.errors import BadInput
 LABELS = {"fg": True, "bg": False}
 
 
+def coordinate(path: Path, where: str, name: str, value: object) -> float:
+    """A point's x or y from a clicks file: a finite number (NaN or 1e400 would reach the maps and the page).
+
+    Shared by every kind of entry a clicks file holds (clicks; strokes' points), so each
+    is validated the same way."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise BadInput(path, f"{where}: {name} must be a number, not {str(value)[:40]!r}")
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise BadInput(path, f"{where}: {name} must be a finite number, not {str(value)[:40]}")
+    return number
+
+
 def _parse_click(path: Path, key: str, i: int, entry: object) -> Click:
     where = f"entry {i} of {key!r}"
     if not isinstance(entry, dict):
@@ -30,8 +47,7 @@ def _parse_click(path: Path, key: str, i: int, entry: object) -> Click:
         x, y, label = entry["x"], entry["y"], entry["label"]
     except KeyError as exc:
         raise BadInput(path, f"{where} lacks {exc.args[0]!r}") from None
-    if isinstance(x, bool) or isinstance(y, bool) or not isinstance(x, (int, float)) or not isinstance(y, (int, float)):
-        raise BadInput(path, f"{where}: x and y must be numbers")
+    x, y = coordinate(path, where, "x", x), coordinate(path, where, "y", y)
     if label not in LABELS:
         raise BadInput(path, f"{where}: label must be \"fg\" or \"bg\", not {label!r}")
     return Click(float(x), float(y), LABELS[label])

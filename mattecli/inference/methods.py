@@ -18,6 +18,7 @@ from mattecli.devices import LAZY_SPECS, device_name, resolve_device
 from mattecli.errors import BadInput, MatteError
 from mattecli.data.clicks import DEFAULT_RADIUS, click_maps, constraint_map
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
+from mattecli.io.images import MAX_PIXELS_ENV, max_pixels
 
 if TYPE_CHECKING:  # torch is imported where a network or the foreground estimator runs: the classical
     import torch   # alpha solve needs none of it, and its import costs seconds per `matte` run
@@ -164,11 +165,17 @@ class LearnedMethod(Method):
             setter = getattr(self.model, "set_infer_size", None)
             if setter is None:
                 raise MatteError(f"--infer-size: {self.name} runs at the image's own size; drop --infer-size")
+            limit = max_pixels()
+            if infer_size * infer_size > limit:
+                raise MatteError(f"--infer-size {infer_size}: the network would see {infer_size * infer_size / 1e6:,.1f}-"
+                                 f"megapixel inputs, above the pixel limit {limit} ({limit / 1e6:.1f} megapixels; "
+                                 f"--max-pixels or {MAX_PIXELS_ENV}); give a smaller size")
             setter(infer_size)
 
     def describe(self) -> str:
         size = getattr(self.model, "infer_size", None)
-        return (f"method: '{self.family}' network, {self.model.guidance} guidance, batch {self.batch_size}, "
+        guidance = "no guidance" if self.model.guidance == "none" else f"{self.model.guidance} guidance"
+        return (f"method: '{self.family}' network, {guidance}, batch {self.batch_size}, "
                 f"on {device_name(self.device)}, {self.precision}"
                 + (f", inner input {size}x{size} (--infer-size)" if size else ""))
 
@@ -235,6 +242,8 @@ class LearnedMethod(Method):
                 out = self.model.predict(images, guidance, **cues)
             else:
                 out = self.model.predict(images, guidance, refine_patches=self.refine_patches, **cues)
+        if not bool(torch.isfinite(out["alpha"]).all()):  # clamp would turn NaN into alpha 0: a silent black matte
+            raise MatteError("it output NaN or infinite alpha (the weights or this input overflow; try --precision fp32)")
         alpha = out["alpha"].float().clamp(0.0, 1.0)
         fg = out.get("fg")
         cropped = any(box != (0, job.image.shape[0], 0, job.image.shape[1]) for job, box, *_ in batch)
@@ -300,9 +309,15 @@ class LearnedMethod(Method):
                 yield job, MatteError(f"the network failed on it ({str(exc).splitlines()[0][:200]})")
 
 
+#: a click's disk radius in pixels; beyond this, one click covers any image there is
+MAX_CLICK_RADIUS = 100_000
+
+
 def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
                  precision: str = "fp32", click_radius: float | None = None,
                  refine_patches: int | None = None, infer_size: int | None = None) -> Method:
+    if click_radius is not None and not (0 <= click_radius <= MAX_CLICK_RADIUS):
+        raise MatteError(f"--click-radius {click_radius:g}: give a radius from 0 to {MAX_CLICK_RADIUS} pixels")
     if weights is not None:
         return LearnedMethod(weights, resolve_device(device), batch_size, precision, click_radius, refine_patches,
                              infer_size)

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 from mattecli.errors import BadInput, MatteError
+from mattecli.inference.temporal import TemporalFilter, TemporalSettings
 from mattecli.io import atomic
 from mattecli.io.locks import ExclusiveLock
 from mattecli.io.video import FORMATS, PngSequenceWriter, VideoInfo, VideoWriter, probe_video, read_frames
@@ -212,7 +213,8 @@ class LearnedFrames:
     and exposure-matched per frame first, as for the plate method."""
 
     def __init__(self, method, align: bool = False, exposure: bool = False, segmentation: Path | None = None,
-                 motion_offsets: Sequence[int] = (-40, -20, 20, 40), segmenter: Path | None = None) -> None:
+                 motion_offsets: Sequence[int] = (-40, -20, 20, 40), segmenter: Path | None = None,
+                 temporal: TemporalSettings = TemporalSettings()) -> None:
         from mattecli.inference.plate import PlateAligner
 
         if method.model.guidance != "background":
@@ -224,6 +226,7 @@ class LearnedFrames:
         self.align = align
         self.exposure = exposure
         self.aligner = PlateAligner() if align else None
+        self.temporal = TemporalFilter(temporal)  # the network sees one frame: steady it as the plate method
         cues = getattr(method.model, "cues", ())
         from mattecli.inference.segmenter import segmenter_for
 
@@ -243,6 +246,9 @@ class LearnedFrames:
         if self.motion and len(self.motion_offsets) != frames:
             raise MatteError(f"--motion-offsets: the network takes {frames} motion frames, "
                              f"not {len(self.motion_offsets)}")
+
+    def reset(self) -> None:
+        self.temporal.reset()
 
     def describe(self) -> str:
         extra = ""
@@ -302,7 +308,10 @@ class LearnedFrames:
             if fg is None:
                 fg = self.method.foreground(job.image, alpha)
             fg8 = np.clip(fg * np.float32(255.0) + np.float32(0.5), 0, 255).astype(np.uint8)
-            yield item, PlateResult(alpha.astype(np.float32), fg8, job.guidance, alignment)
+            alpha = alpha.astype(np.float32)
+            if self.temporal.enabled:
+                alpha, fg8 = self.temporal(job.image, alpha, fg8, self.temporal.frame_motion(alignment))
+            yield item, PlateResult(alpha, fg8, job.guidance, alignment)
 
 
 def motion_windows(items: Iterable[tuple], offsets: Sequence[int],
@@ -391,6 +400,8 @@ def _run_locked(job: VideoJob, method: FrameMethod | Callable, kinds_t: tuple[st
                 start: float, info: VideoInfo, progress: Callable[[int], None] | None,
                 on_frame_result: Callable[[np.ndarray, object], None] | None) -> VideoReport:
     check_plate(job, info, getattr(method, "align", False))
+    if hasattr(method, "reset"):
+        method.reset()  # a method with temporal state starts the clip afresh
     colour = np.empty((info.height, info.width, 3), np.uint8)
     colour[:] = job.bg_colour
     background = job.background or StillSource(colour)

@@ -12,11 +12,12 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
-from mattecli.errors import CannotWrite
+from mattecli.errors import BadInput, CannotWrite
 
 TEMP_MARK = ".mattecli-tmp-"
 
@@ -67,9 +68,50 @@ def ensure_folder(path: str | os.PathLike) -> Path:
     return path
 
 
+_staging = threading.local()  # the writes of this thread's all_or_nothing() block, if one is open
+
+
+@contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """Every :func:`atomic_path` write in the block (this thread) lands together, or none does.
+
+    The writes go to their temporaries as usual; the renames into place wait for the end of
+    the block, and an exception anywhere in it removes every temporary instead. A rename that
+    fails at the end (rare: the temporaries are complete by then) removes the temporaries
+    not yet moved and is reported as :class:`CannotWrite`.
+    """
+    if getattr(_staging, "pending", None) is not None:
+        raise RuntimeError("all_or_nothing() blocks do not nest")
+    pending: list[tuple[Path, Path]] = []
+    _staging.pending = pending
+    try:
+        yield
+    except BaseException:
+        for tmp, _ in pending:
+            _remove_quietly(tmp)
+        raise
+    finally:
+        _staging.pending = None
+    for k, (tmp, path) in enumerate(pending):
+        try:
+            os.replace(tmp, path)
+        except OSError as exc:
+            for rest, _ in pending[k:]:
+                _remove_quietly(rest)
+            raise CannotWrite(path, exc) from None
+
+
+def _remove_quietly(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically."""
+    """Yield a temporary path beside ``path``; on success it replaces ``path`` atomically
+    (at the end of the enclosing :func:`all_or_nothing` block, if there is one)."""
     path = Path(path)
     try:
         tmp_path = temp_beside(path)
@@ -77,7 +119,13 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise CannotWrite(path, exc) from None
     try:
         yield tmp_path
-        os.replace(tmp_path, path)
+        pending = getattr(_staging, "pending", None)
+        if pending is None:
+            os.replace(tmp_path, path)
+        else:
+            if path.is_dir():
+                raise CannotWrite(path, "it is a folder, not a file")
+            pending.append((tmp_path, path))
     except BaseException as exc:
         try:
             tmp_path.unlink(missing_ok=True)
@@ -106,6 +154,15 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 def write_json(path: str | os.PathLike, obj: Any, indent: int | None = 2) -> None:
     write_text(path, json.dumps(obj, indent=indent, sort_keys=False) + "\n")
+
+
+def refuse_existing(path: str | os.PathLike, overwrite: bool) -> None:
+    """A single-file output that exists is replaced only with ``--overwrite`` (as compose and matte do)."""
+    path = Path(path)
+    if path.is_dir():
+        raise BadInput(path, "is a folder; give the path of the file to write")
+    if not overwrite and (path.exists() or path.is_symlink()):
+        raise BadInput(path, "exists; give --overwrite to replace it, or choose another --out")
 
 
 def is_inside(path: str | os.PathLike, root: str | os.PathLike) -> bool:

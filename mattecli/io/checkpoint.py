@@ -16,6 +16,7 @@ import torch
 
 from mattecli.errors import BadInput, CannotWrite, first_line
 from mattecli.io import atomic
+from mattecli.io.checkpoint_guard import check_container, check_structure
 
 REQUIRED_KEYS = ("family", "model_config", "model")
 
@@ -47,16 +48,26 @@ def load_torch_file(path: str | os.PathLike, what: str, map_location: str | torc
     struct.error ... as well as UnpicklingError/RuntimeError, and each should read the same.
     """
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(path, f"{what} not found")
+    require_file(path, what)
+    check_container(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # noqa: BLE001 - see the docstring
         text = str(exc).strip()
         if "Weights only load failed" in text:
             raise BadInput(path, f"refused: loading this {what} would run code from the file "
                                  f"({_unpickler_reason(text)}); mattecli loads only tensors and plain values") from None
         raise BadInput(path, f"not a loadable {what} ({first_line(exc)})") from None
+    check_structure(path, payload)
+    return payload
+
+
+def require_file(path: Path, what: str) -> None:
+    """A folder or a missing path given where a checkpoint file belongs: one line that says which."""
+    if path.is_dir():
+        raise BadInput(path, f"is a folder, not a {what} file; give the .pt file inside it (e.g. {path / 'best.pt'})")
+    if not path.is_file():
+        raise BadInput(path, f"{what} not found")
 
 
 def _unpickler_reason(text: str) -> str:

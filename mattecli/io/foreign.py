@@ -27,6 +27,8 @@ import torch
 from torch import nn
 
 from mattecli.errors import BadInput, MatteError, first_line
+from mattecli.io.checkpoint import require_file
+from mattecli.io.checkpoint_guard import check_container, check_structure, first_weight_problem
 
 #: (module, name) pairs a checkpoint may name; every one only builds data.
 _ALLOWED_GLOBALS: frozenset[tuple[str, str]] = frozenset({
@@ -150,27 +152,39 @@ class ForeignCheckpoint:
         return [f"dropped {len(names)} kind(s) of non-tensor object(s) the file names: {shown}"]
 
 
-def _scrub(obj: Any, depth: int = 0) -> Any:
-    """Replace placeholders by None, Parameters by plain tensors, all the way down."""
+def _scrub(obj: Any, memo: dict[int, Any], depth: int = 0) -> Any:
+    """Replace placeholders by None, Parameters by plain tensors, all the way down.
+
+    ``memo`` maps each container already scrubbed to its copy, so shared references stay
+    shared (and are walked once) and a cycle ends (:func:`check_structure` bounds the rest).
+    """
     if depth > 64:
         return None
     if isinstance(obj, (Dropped, type)):
         return None
     if isinstance(obj, nn.Parameter):
         return obj.detach()
+    if not isinstance(obj, (dict, list, tuple, set, frozenset)):
+        return obj
+    if id(obj) in memo:
+        return memo[id(obj)]
     if isinstance(obj, dict):
-        out = collections.OrderedDict() if isinstance(obj, collections.OrderedDict) else {}
+        out: Any = collections.OrderedDict() if isinstance(obj, collections.OrderedDict) else {}
+        memo[id(obj)] = out
         for k, v in obj.items():
             if isinstance(k, (Dropped, type)):
                 continue
-            out[k] = _scrub(v, depth + 1)
-        return out
-    if isinstance(obj, (list, tuple)):
-        items = [_scrub(v, depth + 1) for v in obj]
-        return items if isinstance(obj, list) else tuple(items)
-    if isinstance(obj, (set, frozenset)):
-        return type(obj)(v for v in obj if not isinstance(v, (Dropped, type)))
-    return obj
+            out[k] = _scrub(v, memo, depth + 1)
+    elif isinstance(obj, list):
+        out = []
+        memo[id(obj)] = out
+        out.extend(_scrub(v, memo, depth + 1) for v in obj)
+    elif isinstance(obj, tuple):
+        out = tuple(_scrub(v, memo, depth + 1) for v in obj)
+    else:
+        out = type(obj)(v for v in obj if not isinstance(v, (Dropped, type)))
+    memo[id(obj)] = out
+    return out
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -184,8 +198,8 @@ def file_sha256(path: str | os.PathLike) -> str:
 def read_foreign_checkpoint(path: str | os.PathLike) -> ForeignCheckpoint:
     """Unpickle a foreign torch checkpoint without executing it (see the module docstring)."""
     path = Path(path)
-    if not path.is_file():
-        raise BadInput(path, "checkpoint not found")
+    require_file(path, "checkpoint")
+    check_container(path)
     module = _RestrictedPickleModule()
     try:
         payload = torch.load(path, map_location="cpu", pickle_module=module, weights_only=False, mmap=False)
@@ -194,7 +208,8 @@ def read_foreign_checkpoint(path: str | os.PathLike) -> ForeignCheckpoint:
         dropped = list(dict.fromkeys(module.dropped))
         extra = f"; it names {', '.join(dropped[:3])}, which were not run" if dropped else ""
         raise BadInput(path, f"not a readable torch checkpoint ({first}){extra}") from None
-    return ForeignCheckpoint(path, _scrub(payload), list(module.dropped), file_sha256(path))
+    check_structure(path, payload)
+    return ForeignCheckpoint(path, _scrub(payload, {}), list(module.dropped), file_sha256(path))
 
 
 def _is_state_dict(obj: Any) -> bool:
@@ -280,6 +295,10 @@ class StateMapper:
             problems.append(f"{len(unknown)} mapped key(s) not in the network: {_abbreviate(unknown)}")
         if shapes:
             problems.append(f"shape mismatch: {_abbreviate(shapes, 3)}")
+        else:
+            weight = first_weight_problem(self.target, expected)
+            if weight:
+                problems.append(weight)
         if problems:
             raise MatteError(f"{self.fmt}: the checkpoint does not map onto the network; " + "; ".join(problems))
         return {k: self.target[k].to(dtype=expected[k].dtype).contiguous() for k in expected}

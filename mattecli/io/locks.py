@@ -7,6 +7,7 @@ systems without ``fcntl`` (Windows) the lock is a no-op.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import IO
 
@@ -21,17 +22,23 @@ except ImportError:  # Windows
 class ExclusiveLock:
     """Taken at construction (or refused with ``busy``, one line); ``release()`` or ``with`` frees it."""
 
-    def __init__(self, path: str | os.PathLike, busy: str) -> None:
+    def __init__(self, path: str | os.PathLike, busy: str, wait: float = 0.0) -> None:
+        """``wait``: seconds to wait for another holder to finish before refusing with ``busy``."""
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._file: IO[bytes] | None = open(self.path, "a+b")
         if fcntl is None:
             return
-        try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self.release()
-            raise MatteError(busy) from None
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except OSError:
+                if time.monotonic() >= deadline:
+                    self.release()
+                    raise MatteError(busy) from None
+                time.sleep(0.02)
 
     def release(self) -> None:
         if self._file is not None:

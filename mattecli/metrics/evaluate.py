@@ -25,6 +25,7 @@ class ItemResult:
     scores: dict[str, float] | None = None  # None when the item could not be scored
     error: str | None = None  # one line naming the file and the problem
     notes: list[str] = field(default_factory=list)  # warnings worth one line each
+    trimap_changed: int = 0  # pixels of its trimap not 0/128/255 (one warning per run: off_level_warning)
 
 
 @dataclass
@@ -93,16 +94,12 @@ def read_ground_truth(path: Path) -> np.ndarray:
     return arr if arr.ndim == 2 else np.ascontiguousarray(arr[:, :, 0])
 
 
-def read_trimap(path: Path, notes: list[str]) -> np.ndarray:
-    """An 8-bit {0, 128, 255} trimap; other values go to the nearest level, with a note."""
+def read_trimap(path: Path) -> tuple[np.ndarray, int]:
+    """An 8-bit {0, 128, 255} trimap (other values go to the nearest level) and how many pixels moved."""
     arr = read_raw(path)
     if arr.ndim == 3:
         arr = arr[:, :, 0]
-    trimap, changed = normalise_trimap(to_uint8(arr))
-    if changed:
-        notes.append(f"{path}: {changed} pixels not 0/128/255 were mapped to the nearest level "
-                     "(0-63 -> 0, 64-191 -> 128, 192-255 -> 255)")
-    return trimap
+    return normalise_trimap(to_uint8(arr))
 
 
 def _size(arr: np.ndarray) -> str:
@@ -121,7 +118,7 @@ def score_item(item: EvalItem, metrics: Sequence[str] = DEFAULT_METRICS, convent
             raise BadInput(item.pred, f"prediction is {_size(pred)} but the ground truth {item.gt} is {_size(gt)}")
         trimap = None
         if item.trimap is not None and region != "all":
-            trimap = read_trimap(item.trimap, result.notes)
+            trimap, result.trimap_changed = read_trimap(item.trimap)
             if trimap.shape != pred.shape:
                 raise BadInput(item.pred, f"prediction is {_size(pred)} but the trimap {item.trimap} is {_size(trimap)}")
         elif region != "all":

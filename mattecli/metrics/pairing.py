@@ -91,3 +91,63 @@ def pair_dataset(pred_dir: str | os.PathLike, dataset_dir: str | os.PathLike, ne
         pairing.items.append(EvalItem(name, pred, resolve(dataset_dir, record.alpha_path),
                                       resolve(dataset_dir, record.trimap_path) if record.trimap_path else None))
     return pairing
+
+
+def pair_files(pred: str | os.PathLike, gt: str | os.PathLike | None, trimap: str | os.PathLike | None,
+               need_trimap: bool = True) -> Pairing:
+    """One prediction file scored against one ground-truth file (and one trimap file), whatever their names."""
+    pred = Path(pred)
+    for path, flag in ((gt, "--gt"), (trimap, "--trimap")):
+        if path is not None and not Path(path).is_file():
+            raise BadInput(path, f"{flag}: with a single prediction file, give a single file here too")
+    if gt is None:
+        raise BadInput(pred, "a single prediction file needs --gt GT_FILE")
+    if need_trimap and trimap is None:
+        raise BadInput(pred, "a single prediction file needs --trimap TRIMAP_FILE (or --region all)")
+    return Pairing([EvalItem(pred.stem, pred, Path(gt), Path(trimap) if trimap is not None else None)])
+
+
+PAIR_COLUMNS = ("pred", "gt", "trimap")
+
+
+def pair_list(list_path: str | os.PathLike, need_trimap: bool = True) -> Pairing:
+    """Pairs named in a CSV (header ``pred,gt,trimap``; ``name`` optional) or a JSON list of objects
+    with those keys, for files whose names do not match. Relative paths are read from the list's
+    folder; a missing file is listed in ``missing``, as with folders."""
+    import csv
+    import json
+
+    list_path = Path(list_path)
+    try:
+        text = list_path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise BadInput(list_path, f"cannot read the pairs list: {exc}") from None
+    try:
+        if list_path.suffix.lower() == ".json":
+            rows = json.loads(text)
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise ValueError("expected a JSON list of objects with keys pred, gt (and trimap)")
+        else:
+            rows = list(csv.DictReader(text.splitlines()))
+            if rows and not {"pred", "gt"} <= set(rows[0]):
+                raise ValueError("expected a CSV header with columns pred,gt (and trimap)")
+    except ValueError as exc:
+        raise BadInput(list_path, str(exc).splitlines()[0]) from None
+    base, pairing, seen = list_path.parent, Pairing(), set()
+    for number, row in enumerate(rows, 1):
+        files = {k: (base / str(row[k]).strip()) if str(row.get(k) or "").strip() else None for k in PAIR_COLUMNS}
+        if files["pred"] is None or files["gt"] is None or (need_trimap and files["trimap"] is None):
+            raise BadInput(list_path, f"entry {number}: needs pred, gt{' and trimap' if need_trimap else ''}")
+        pred = files["pred"]
+        name = str(row.get("name") or "").strip() or (
+            pred.with_suffix("").relative_to(base).as_posix() if pred.is_relative_to(base) else pred.stem)
+        if name in seen:
+            raise BadInput(list_path, f"entry {number}: the name {name} is listed twice")
+        seen.add(name)
+        lacks = [what for what, key in (("prediction", "pred"), ("ground truth", "gt"), ("trimap", "trimap"))
+                 if (need_trimap or key != "trimap") and not files[key].is_file()]
+        if lacks:
+            pairing.missing.append(f"{name}: no {' and no '.join(lacks)} ({list_path}, entry {number})")
+            continue
+        pairing.items.append(EvalItem(name, files["pred"], files["gt"], files["trimap"] if need_trimap else None))
+    return pairing

@@ -13,6 +13,7 @@ for display). Saving always recomputes at full resolution.
 """
 from __future__ import annotations
 
+import shlex
 import threading
 import time
 from collections import OrderedDict
@@ -23,16 +24,22 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from mattecli.errors import MatteError
+from mattecli.errors import BadInput, CannotWrite, MatteError
 from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, OutputWriter, check_outputs,
                                       plan_items, unit_to_uint8, write_result)
 from mattecli.inference.clicks import Click, clicks_for, read_clicks, write_clicks
+from mattecli.io.atomic import all_or_nothing, is_inside
 from mattecli.io.images import encode_image, read_rgb
+from mattecli.io.locks import ExclusiveLock
 from mattecli.report.heatmap import uncertainty_overlay
 
+#: clicks one image may hold, and undo steps kept per image (each step is a copy of the clicks)
+MAX_CLICKS = 1000
+MAX_UNDO = 200
 WORK_SIZE = 384  # longer side of the preview computation (about a second a click on 2 busy cores; BENCHMARKS.md)
 VIEW_SIZE = 2048  # longer side of the picture the page shows and takes clicks on
 CLICKS_FILE = "clicks.json"
+CLICKS_LOCK = ".mattecli-clicks.lock"  # studios sharing one --out take turns to merge clicks.json
 
 
 @dataclass
@@ -86,7 +93,13 @@ class StudioSession:
         self.work_size = work_size
         self.weights = weights
         self.writer = OutputWriter(options)
-        self.items = plan_items(options, GuidanceSource(options))
+        items = plan_items(options, GuidanceSource(options))
+        # symbolic links that lead out of the input folder are not served (as /files/in refuses them)
+        root = options.input if options.input.is_dir() else None
+        self.items = [item for item in items if root is None or is_inside(item.path, root)]
+        self.outside_links = [item.rel.as_posix() for item in items if item not in self.items]
+        if not self.items:
+            raise MatteError(f"{options.input}: every image is a symbolic link out of the folder; nothing to serve")
         self.states = [ImageState(item) for item in self.items]
         self.clicks_path = options.out / CLICKS_FILE
         self.lock = threading.RLock()
@@ -114,6 +127,9 @@ class StudioSession:
         for state in self.states:
             found = clicks_for(saved, state.item.rel)
             if found is not None:
+                if len(found[1]) > MAX_CLICKS:
+                    raise BadInput(self.clicks_path, f"{found[0]!r} holds {len(found[1])} clicks, more than the "
+                                                     f"studio's {MAX_CLICKS} per image")
                 state.clicks = list(found[1])
 
     def set_budget(self, value: int) -> None:
@@ -186,6 +202,8 @@ class StudioSession:
             h, w = self.image(index).shape[:2]
             if not (0 <= x <= w - 1 and 0 <= y <= h - 1):
                 raise MatteError(f"click at ({x:g}, {y:g}) lies outside the {w}x{h} image")
+            if len(state.clicks) >= MAX_CLICKS:
+                raise MatteError(f"{state.item.rel}: {MAX_CLICKS} clicks is the most an image takes; undo or clear some")
             self._change(state, state.clicks + [Click(float(x), float(y), bool(positive))])
 
     def clear(self, index: int) -> None:
@@ -196,6 +214,7 @@ class StudioSession:
 
     def _change(self, state: ImageState, clicks: list[Click]) -> None:
         state.undo.append(state.clicks)
+        del state.undo[:-MAX_UNDO]  # the oldest steps go: memory stays bounded however long the session
         state.redo.clear()
         state.clicks = clicks
         state.revision += 1
@@ -282,16 +301,19 @@ class StudioSession:
             if isinstance(result, Exception):
                 raise result if isinstance(result, MatteError) else MatteError(str(result))
             kinds = list(self.writer.kinds)
-            saved = read_clicks(self.clicks_path) if self.clicks_path.is_file() else {}
-            found = clicks_for(saved, state.item.rel)
-            if found is not None:
-                del saved[found[0]]
-            saved[state.item.rel.as_posix()] = list(state.clicks)
+            busy = f"{self.options.out}: another studio is saving into it for more than 30 s; try again"
             try:
-                write_result(self.method, self.writer, job, result, kinds)
-                write_clicks(self.clicks_path, saved)
+                with ExclusiveLock(self.options.out / CLICKS_LOCK, busy, wait=30.0), all_or_nothing():
+                    # merge under the lock: entries other studios saved meanwhile are kept
+                    saved = read_clicks(self.clicks_path) if self.clicks_path.is_file() else {}
+                    found = clicks_for(saved, state.item.rel)
+                    if found is not None:
+                        del saved[found[0]]
+                    saved[state.item.rel.as_posix()] = list(state.clicks)
+                    write_result(self.method, self.writer, job, result, kinds)
+                    write_clicks(self.clicks_path, saved)
             except OSError as exc:
-                raise MatteError(f"{exc.filename or self.options.out}: cannot write ({exc.strerror or exc})") from None
+                raise CannotWrite(exc.filename or self.options.out, exc) from None
             return [state.item.output(self.options.out, k) for k in kinds] + [self.clicks_path]
 
     def batch_command(self) -> str:
@@ -311,7 +333,7 @@ class StudioSession:
             parts += ["--weights", str(self.weights), "--batch-size", "1"]
             if self.supports_budget:
                 parts += ["--refine-patches", str(self.budget)]
-        return " ".join(parts) + " --overwrite"
+        return shlex.join(parts + ["--overwrite"])  # pastes into a shell as is, spaces and quotes included
 
 
 __all__ = ["StudioSession", "Preview", "WORK_SIZE", "CLICKS_FILE"]

@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
+from mattecli.backbones.imagenet import check_slot, resolve_backbones
 from mattecli.console import console
 from mattecli.devices import device_name
 from mattecli.errors import BadInput, MatteError
@@ -144,6 +145,14 @@ def _restore(path: Path, what: str, load: Any) -> None:
                              "choose another --out to start afresh") from None
 
 
+def loss_line(family: str, stage: str, step: int, iters: int, values: Mapping[str, float], lr: float,
+              rate: float) -> str:
+    """One plain line of training progress, for logs of batch jobs (``--no-progress``)."""
+    parts = " ".join(f"{k} {v:.4f}" for k, v in values.items() if k != "loss")
+    return (f"{family} {stage} step {step}/{iters} loss {values['loss']:.4f}" + (f" ({parts})" if parts else "")
+            + f" lr {lr:.3g} {rate:.2f} samples/s")
+
+
 def _progress(disable: bool):
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
@@ -156,12 +165,33 @@ def _progress(disable: bool):
 
 # ----------------------------------------------------------------------------- one stage
 
+def check_run_family(run_dir: Path, family: Any) -> None:
+    """A run folder holds one family's run: training another family into it (even with
+    --resume) would replace its ``best.pt``; refused, as a stage mismatch is."""
+    if not run_dir.is_dir():
+        return
+    others = sorted(d.name for d in run_dir.iterdir()
+                    if d.name not in family.stages and (d / ckpts.LAST).is_file())
+    if others:
+        raise MatteError(f"{run_dir}: holds a training run of stage(s) {', '.join(others)}, not {family.name}'s "
+                         f"({', '.join(family.stages)}); train {family.name} into another --out")
+    best = run_dir / ckpts.BEST
+    if best.is_file():
+        held = ckpts.load_training_checkpoint(best).get("family")
+        if held != family.name:
+            raise MatteError(f"{run_dir}: holds a '{held}' run (its best.pt); training '{family.name}' there "
+                             "would replace it: choose another --out")
+
+
 def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str | os.PathLike,
               val_dir: str | os.PathLike | None, run_dir: str | os.PathLike, ctx: distributed.DistContext,
               resume: bool = False, init_from: Path | None = None, show_progress: bool = True,
-              stop_after: int | None = None) -> StageResult:
+              stop_after: int | None = None, print_every: int = 0,
+              backbones: Mapping[str, str] | None = None) -> StageResult:
     """Train one stage into RUN/<stage>/; ``stop_after`` ends early at that step (tests use
-    it to simulate an interruption: the checkpoint it leaves is the one a kill would)."""
+    it to simulate an interruption: the checkpoint it leaves is the one a kill would).
+    ``print_every``: without the progress display, print a loss line every N steps (batch logs).
+    ``backbones``: ImageNet files found by :func:`resolve_backbones`, given to a fresh model."""
     flat = stage_recipe(recipe, stage)
     seed = int(flat["seed"])
     sdir = ckpts.stage_dir(run_dir, stage)
@@ -191,7 +221,7 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                           "builds the network from the recipe's values")
         load_weights_into(model, source["model"], str(init_from))
     else:
-        family.prepare_model(model, flat, stage)
+        family.prepare_model(model, {**flat, **(backbones or {})}, stage)
     start_step = int(state["step"]) if state else 0
     iters = int(flat["iters"])
 
@@ -299,7 +329,14 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                             if torch.is_tensor(v) and v.dim() == 4 and v.is_floating_point() else v
                             for k, v in item.items()}
                 with (torch.autocast(device.type, dtype=amp_dtype) if amp_dtype is not None else nullcontext()):
-                    parts = family.losses(train_model, item, stage)
+                    try:
+                        parts = family.losses(train_model, item, stage)
+                    except ValueError as exc:
+                        if "more than 1 value per channel" not in str(exc):
+                            raise
+                        raise MatteError(f"{family.name} {stage}: batch_size {batch} is too small for this network "
+                                         "in training (a batch-norm layer sees one value per channel: the pooled "
+                                         "1x1 features); give --batch-size 2 or more") from None
                 loss = parts["loss"]
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
@@ -321,16 +358,22 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
                 step += 1
                 window_steps += 1
 
-                if log_every and (step % log_every == 0 or step == end):
+                log_due = bool(log_every) and (step % log_every == 0 or step == end)
+                # the same on every rank, so the all-reduce below runs everywhere or nowhere
+                print_due = bool(print_every) and not show_progress and (step % print_every == 0 or step == end)
+                if log_due or print_due:
                     values = {k: distributed.all_reduce_mean(v.detach().float(), ctx).item()
                               for k, v in parts.items() if torch.is_tensor(v) and v.numel() == 1}
                     now = time.perf_counter()
                     rate = window_steps * samples_per_step / max(now - window_t, 1e-9)
                     window_t, window_steps = now, 0
-                    if log is not None:
+                    if log is not None and log_due:
                         log.write({"kind": "train", "step": step, "epoch": epoch, **values,
                                    "lr": optimizer.param_groups[0]["lr"], "samples_per_s": rate})
                     bar.update(task, loss=f"{values['loss']:.4f}", rate=f"{rate:.2f} samples/s")
+                    if print_due and ctx.is_main:
+                        console.print(loss_line(family.name, stage, step, iters, values,
+                                                optimizer.param_groups[0]["lr"], rate), soft_wrap=True, highlight=False)
                 bar.update(task, completed=step)
                 if val_every and step % val_every == 0 and step < iters:
                     run_validation(step, epoch)
@@ -373,10 +416,30 @@ def stage_complete(run_dir: Path, stage: str, recipe: Mapping[str, Any], family_
     return int(state["step"]) >= int(stage_recipe(recipe, stage)["iters"])
 
 
+def imagenet_start(family: Any, recipe: Mapping[str, Any], first: str, run_dir: Path, resume: bool,
+                   init_from: Path | None, show_progress: bool = True) -> dict[str, str]:
+    """The ImageNet files the first stage starts from when it starts fresh (``{recipe key: path}``),
+    found in torch's hub cache or downloaded there, before anything trains; one line when they
+    can be neither, or when ``from_scratch`` contradicts another start."""
+    flat = stage_recipe(recipe, first)
+    slots = tuple(getattr(family, "imagenet_slots", ()))
+    for slot in slots:
+        check_slot(flat, slot)
+    given = [s.flag for s in slots if flat.get(s.weights_key)]
+    if flat["from_scratch"] and (given or init_from is not None):
+        raise MatteError(f"--from-scratch (recipe key from_scratch) and {' and '.join(given or ['--init-from'])} "
+                         "contradict each other: keep one")
+    position = family.stages.index(first)
+    previous_best = ckpts.stage_dir(run_dir, family.stages[position - 1]) / ckpts.BEST if position else None
+    fresh = (init_from is None and not (resume and (ckpts.stage_dir(run_dir, first) / ckpts.LAST).is_file())
+             and not (previous_best is not None and previous_best.is_file()))
+    return resolve_backbones(flat, slots, progress=show_progress) if fresh and slots else {}
+
+
 def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLike, run_dir: str | os.PathLike,
           stage: str = "all", val_dir: str | os.PathLike | None = None, resume: bool = False,
           device: str = "auto", show_progress: bool = True, stop_after: int | None = None,
-          init_from: str | os.PathLike | None = None) -> TrainResult:
+          init_from: str | os.PathLike | None = None, print_every: int = 0) -> TrainResult:
     """Train one stage or all of a family's stages in order, each from the previous one's best.
 
     ``init_from``: a mattecli checkpoint of the same family (trained or imported) whose
@@ -393,10 +456,12 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
     stages = list(family.stages) if stage == "all" else [stage]
     for name in stages:  # every stage's recipe is checked before the first one trains
         family.model_config(stage_recipe(recipe, name))
+    check_run_family(run_dir, family)
     existing = [s for s in family.stages if (ckpts.stage_dir(run_dir, s) / ckpts.LAST).is_file()]
     if not resume and any(s in existing for s in stages):
         raise MatteError(f"{run_dir}: already holds a training run ({', '.join(existing)}); "
                          "add --resume to continue it, or choose another --out")
+    backbones = imagenet_start(family, recipe, stages[0], run_dir, resume, init_from, show_progress)
     atomic.ensure_folder(run_dir)  # a file or a read-only folder: one line, before any work
     ctx = distributed.setup(device)
     result = TrainResult(run_dir)
@@ -424,7 +489,8 @@ def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLi
                                                  sdir / ckpts.LAST, None, None, 0.0))
                 continue
             res = run_stage(family, recipe, name, data_dir, val_dir, run_dir, ctx, resume=resume,
-                            init_from=stage_init, show_progress=show_progress, stop_after=stop_after)
+                            init_from=stage_init, show_progress=show_progress, stop_after=stop_after,
+                            print_every=print_every, backbones=backbones)
             result.stages.append(res)
             if res.steps < int(stage_recipe(recipe, name)["iters"]):
                 break  # stopped early (stop_after): later stages wait for a resume

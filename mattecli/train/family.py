@@ -18,6 +18,13 @@ class TrainingFamily(Protocol):
     name: str
     #: stage names in the order ``--stage all`` runs them, e.g. ("encoder", "refine", "joint")
     stages: tuple[str, ...]
+    #: optional: recipe keys the family reads beyond those its bundled recipes hold; `train`
+    #: refuses any other key with the nearest valid one (mattecli.train.recipe.check_keys)
+    recipe_keys: tuple[str, ...]
+    #: optional: the ImageNet starts the network takes (``mattecli.backbones.imagenet.BackboneSlot``); the
+    #: engine resolves them (hub cache, download, or one line) before training and hands the files'
+    #: paths to ``prepare_model`` under each slot's ``weights_key``
+    imagenet_slots: tuple[Any, ...]
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
         """Plain-value keyword arguments for ``mattecli.families.registry.build_model(name, ...)``."""

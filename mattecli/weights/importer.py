@@ -25,6 +25,7 @@ import torch
 
 from mattecli.errors import BadInput, MatteError
 from mattecli.families.registry import build_model, family_folders
+from mattecli.io.atomic import refuse_existing
 from mattecli.io.checkpoint import save_checkpoint
 from mattecli.io.foreign import extract_state_dict, read_foreign_checkpoint
 
@@ -68,7 +69,7 @@ class ImportResult:
     sha256: str
 
 
-def import_weights(fmt: str, source: str | os.PathLike, out: str | os.PathLike) -> ImportResult:
+def import_weights(fmt: str, source: str | os.PathLike, out: str | os.PathLike, overwrite: bool = False) -> ImportResult:
     """Read ``source`` in format ``fmt``, convert, verify and write the mattecli checkpoint ``out``."""
     formats = import_formats()
     if fmt not in formats:
@@ -78,6 +79,7 @@ def import_weights(fmt: str, source: str | os.PathLike, out: str | os.PathLike) 
     source, out = Path(source), Path(out)
     if out.resolve() == source.resolve():
         raise BadInput(out, "--out would replace the file being imported; choose another path")
+    refuse_existing(out, overwrite)
     foreign = read_foreign_checkpoint(source)
     state = extract_state_dict(foreign)
     try:

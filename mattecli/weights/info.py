@@ -5,10 +5,28 @@ import os
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mattecli.errors import BadInput, MatteError
-from mattecli.families.registry import build_model
+from mattecli.backbones.imagenet import file_name
+from mattecli.families.registry import build_model, fit_problem, get_family
 from mattecli.io.checkpoint import load_checkpoint
 from mattecli.io.foreign import file_sha256
+
+
+def training_start(family: str, recipe: dict[str, Any]) -> str:
+    """What the run's first fresh stage started from: ImageNet files, or from scratch (--from-scratch)."""
+    if recipe.get("from_scratch"):
+        return "from scratch (--from-scratch): the network's own initialisation"
+    try:
+        slots = getattr(get_family(family), "imagenet_slots", ())
+    except MatteError:
+        slots = ()
+    files = [str(recipe[s.weights_key]) if recipe.get(s.weights_key) else file_name(recipe[s.url_key])
+             for s in slots if recipe.get(s.weights_key) or recipe.get(s.url_key)]
+    if files:
+        return "ImageNet: " + ", ".join(files)
+    return "the network's own initialisation (the recipe names no ImageNet file)"
 
 
 def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
@@ -16,9 +34,13 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
     path = Path(path)
     ckpt = load_checkpoint(path)
     try:
-        model = build_model(ckpt["family"], ckpt["model_config"])
+        with torch.device("meta"):  # names and shapes only: nothing allocated
+            model = build_model(ckpt["family"], ckpt["model_config"])
     except MatteError as exc:
         raise BadInput(path, str(exc)) from None
+    problem = fit_problem(model, ckpt["model"])
+    if problem:
+        raise BadInput(path, f"weights do not fit the '{ckpt['family']}' network ({problem})")
     names = {name for name, _ in model.named_parameters()}
     parameters = sum(int(v.numel()) for k, v in ckpt["model"].items() if hasattr(v, "numel") and k in names)
     source = ckpt.get("source")
@@ -40,6 +62,7 @@ def checkpoint_info(path: str | os.PathLike) -> dict[str, Any]:
         "validation": ckpt.get("metrics"),
         "best_sad": ckpt.get("best_sad"),
         "recipe": recipe if isinstance(recipe, dict) else None,
+        "start": training_start(ckpt["family"], recipe) if isinstance(recipe, dict) else None,
         "parameters": parameters,
         "tensors": len(ckpt["model"]),
         "provenance": provenance,

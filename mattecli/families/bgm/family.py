@@ -83,6 +83,8 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
 class BGMFamily:
     name = "bgm"
     stages = STAGES
+    #: recipe keys read here that the bundled recipes leave out (mattecli.train.recipe.known_keys)
+    recipe_keys = ("captures", "teacher", "d_betas")
 
     def __init__(self) -> None:
         self._recipe: dict[str, Any] = {}

@@ -6,19 +6,27 @@ transition pixel (0 < alpha < 1), scaled up first when the image is smaller; res
 ``input_size``; a random horizontal flip. Then the simulated user (the paper: m ~ Geometric(1/6)
 clicks of radius 15; the placement rules are ours, docs/click.md):
 
-- m ~ Geometric(p) on {1, 2, ...} truncated to ``max_clicks`` (the conditional distribution,
-  :func:`mattecli.data.clicks.truncated_geometric`): at p = 1/6 the untruncated tail beyond 10
-  clicks holds 16% of the mass, which a person never clicks;
-- the first click is foreground, each further click foreground with probability ``fg_prob``;
+- m ~ Geometric(p) on {1, 2, ...} as the paper states (mean 1/p = 6), clipped at
+  ``max_clicks`` (:func:`mattecli.data.clicks.geometric_count`: the tail beyond the cap lands on
+  it, every smaller count keeps its probability; 0 = no cap);
+- each click is foreground with probability ``fg_prob``, background otherwise (the paper
+  forces no label on the first click);
+- with ``whole_image_scales`` = (lo, hi) the crop is replaced by the whole composite, its
+  longer side brought to ``input_size`` times a factor in [lo, hi], cut or reflect-padded to
+  the square (:func:`whole_image_square`): what the global pass sees when ``global_side`` =
+  ``input_size`` (click-quick; docs/train.md);
 - foreground clicks land on a uniformly random opaque pixel (alpha = 1), background clicks
-  on a clear one (alpha = 0); a click whose region is empty in the crop is left out.
+  on a clear one (alpha = 0); a click whose region is empty in the crop is left out;
+- the disks are drawn on the network's input (after the resize), ``radius`` network pixels:
+  the length :func:`mattecli.data.clicks.radius_for_network` keeps at inference.
 
 ``seed`` in each sample (an int64) seeds the error-driven extra clicks the family adds in
 ``losses`` (RITM-style), so they too are reproducible.
 
 Validation: the dataset's fixed composites, whole images, and the deterministic pair of
 clicks the evaluation protocol starts with: the deepest foreground point, then the deepest
-background point; radius scaled with the image (:func:`mattecli.data.clicks.scaled_radius`).
+background point; the radius in network pixels as at inference
+(:func:`mattecli.data.clicks.radius_for_network` at the global pass's scale).
 Every validation pixel is scored (the trimap given to the engine is all unknown).
 """
 from __future__ import annotations
@@ -29,7 +37,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from mattecli.data.clicks import Click, click_maps, distance_inside, scaled_radius, truncated_geometric
+from mattecli.data.clicks import Click, click_maps, distance_inside, geometric_count, network_scale, radius_for_network
 from mattecli.data.composite import composite, composite_uint8, fit_background
 from mattecli.data.sources import (MattingSource, SourceDataset, crop_around, fixed_background, image_tensor,
                                    plane_tensor, random_background, read_merged, read_pair, resize_to)
@@ -38,21 +46,46 @@ from mattecli.io.images import read_rgb
 from mattecli.seeding import derive_seed, rng_for
 
 
-def simulate_clicks(alpha: np.ndarray, rng: np.random.Generator, p: float = 1 / 6, max_clicks: int = 10,
+def simulate_clicks(alpha: np.ndarray, rng: np.random.Generator, p: float = 1 / 6, max_clicks: int = 30,
                     fg_prob: float = 0.5) -> list[Click]:
     """The training-time user on a float alpha in [0, 1] (see the module docstring)."""
-    m = truncated_geometric(rng, p, max_clicks)
+    m = geometric_count(rng, p, max_clicks)
     opaque = np.argwhere(alpha >= 1.0)
     clear = np.argwhere(alpha <= 0.0)
     clicks = []
-    for i in range(m):
-        positive = i == 0 or bool(rng.random() < fg_prob)
+    for _ in range(m):
+        positive = bool(rng.random() < fg_prob)
         pool = opaque if positive else clear
         if len(pool) == 0:
             continue
         y, x = pool[int(rng.integers(len(pool)))]
         clicks.append(Click(float(x), float(y), positive))
     return clicks
+
+
+def whole_image_square(arrays: tuple[np.ndarray, ...], out: int, scales: Sequence[float],
+                       rng: np.random.Generator) -> list[np.ndarray]:
+    """The whole image (every array the same HxW) scaled so its longer side is ``out`` times a
+    factor drawn uniformly in ``scales`` (lo, hi), then cut (random window) or reflect-padded
+    (random offset) to ``out`` x ``out``: the view the global pass has of a whole image whose
+    longer side it brings to ``global_side`` = ``out``, with the subject's scale jittered."""
+    h, w = arrays[0].shape[:2]
+    lo, hi = float(scales[0]), float(scales[-1])
+    k = out / max(h, w) * float(rng.uniform(lo, hi))
+    nh, nw = max(1, round(h * k)), max(1, round(w * k))
+    placed = []
+    offsets = []
+    for side, new in ((h, nh), (w, nw)):
+        if new >= out:
+            offsets.append((int(rng.integers(new - out + 1)), 0))
+        else:
+            offsets.append((0, int(rng.integers(out - new + 1))))
+    (cut_y, pad_y), (cut_x, pad_x) = offsets
+    for arr in arrays:
+        a = resize_to(arr, nw, nh)[cut_y:cut_y + out, cut_x:cut_x + out]
+        pads = ((pad_y, out - a.shape[0] - pad_y), (pad_x, out - a.shape[1] - pad_x)) + ((0, 0),) * (a.ndim - 2)
+        placed.append(np.pad(a, pads, mode="reflect") if any(p for pair in pads for p in pair) else a)
+    return placed
 
 
 def protocol_start(alpha: np.ndarray) -> list[Click]:
@@ -69,8 +102,9 @@ def protocol_start(alpha: np.ndarray) -> list[Click]:
 class ClickTrainDataset(SourceDataset):
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = (320, 480, 640),
                  input_size: int = 320, flip: bool = True, radius: float = 15.0, geometric_p: float = 1 / 6,
-                 max_clicks: int = 10, fg_prob: float = 0.5) -> None:
+                 max_clicks: int = 30, fg_prob: float = 0.5, whole_image_scales: Sequence[float] = ()) -> None:
         self.source = source
+        self.whole_image_scales = tuple(float(v) for v in whole_image_scales)
         self.seed = int(seed)
         self.crop_sizes = tuple(int(c) for c in crop_sizes)
         self.input_size = int(input_size)
@@ -86,15 +120,19 @@ class ClickTrainDataset(SourceDataset):
         fg, alpha = read_pair(self.source.samples[index])
         h, w = alpha.shape
         bg = random_background(self.source.backgrounds, w, h, rng)
-        size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
-        if h < size or w < size:
-            ratio = max(size / h, size / w)
-            w, h = max(math.ceil(w * ratio), size), max(math.ceil(h * ratio), size)
-            fg, bg, alpha = resize_to(fg, w, h), resize_to(bg, w, h), resize_to(alpha, w, h)
-        top, left = crop_around((alpha > 0) & (alpha < 255), size, rng)
-        window = (slice(top, top + size), slice(left, left + size))
         out = self.input_size
-        fg, bg, alpha = resize_to(fg[window], out, out), resize_to(bg[window], out, out), resize_to(alpha[window], out, out)
+        if self.whole_image_scales:
+            fg, bg, alpha = whole_image_square((fg, bg, alpha), out, self.whole_image_scales, rng)
+        else:
+            size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
+            if h < size or w < size:
+                ratio = max(size / h, size / w)
+                w, h = max(math.ceil(w * ratio), size), max(math.ceil(h * ratio), size)
+                fg, bg, alpha = resize_to(fg, w, h), resize_to(bg, w, h), resize_to(alpha, w, h)
+            top, left = crop_around((alpha > 0) & (alpha < 255), size, rng)
+            window = (slice(top, top + size), slice(left, left + size))
+            fg, bg, alpha = (resize_to(fg[window], out, out), resize_to(bg[window], out, out),
+                             resize_to(alpha[window], out, out))
         if self.flip and rng.random() < 0.5:
             fg, bg, alpha = fg[:, ::-1], bg[:, ::-1], alpha[:, ::-1]
         alpha_f = alpha.astype(np.float32) / 255.0
@@ -110,11 +148,11 @@ class ClickTrainDataset(SourceDataset):
 class ClickValDataset(SourceDataset):
     """Fixed composites, whole images, the protocol's first two clicks; every pixel scored."""
 
-    def __init__(self, source: MattingSource, seed: int = 0, radius: float = 15.0, train_size: int = 320) -> None:
+    def __init__(self, source: MattingSource, seed: int = 0, radius: float = 15.0, global_side: int = 1024) -> None:
         self.source = source
         self.seed = int(seed)
         self.radius = float(radius)
-        self.train_size = int(train_size)
+        self.global_side = int(global_side)
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         sample = self.source.samples[index]
@@ -125,7 +163,7 @@ class ClickValDataset(SourceDataset):
             bg = read_rgb(fixed_background(self.source, sample, self.seed, "click-val-bg"))
             merged = composite_uint8(fg, alpha, fit_background(bg, w, h))
         alpha_f = alpha.astype(np.float32) / 255.0
-        radius = scaled_radius(self.radius, self.train_size, h, w)
+        radius = radius_for_network(self.radius, network_scale(h, w, self.global_side))
         maps = click_maps(protocol_start(alpha_f), h, w, radius)
         return {"image": image_tensor(merged), "alpha": torch.from_numpy(alpha_f)[None],
                 "clicks": torch.from_numpy(maps), "trimap": plane_tensor(np.full((h, w), UNKNOWN, np.uint8))}

@@ -12,11 +12,12 @@ Stages (Wei et al.'s three, docs/click.md):
   ``patch_size`` patches where it errs most are refined (hard examples mined online, from the
   training data itself), L1 + ``hard_weight`` * L1 over the 20% hardest pixels.
 
-Recipe keys (defaults in brackets): ``depth`` [34], ``decoder_widths`` [[256, 128, 64, 48, 32]],
+Recipe keys (defaults in brackets): ``depth`` [34; 18 and 50 too], ``decoder_widths`` [[256, 128, 64, 48, 32]],
 ``refiner_channels`` [32], ``sigma_min`` [1e-3], ``patch_size`` [64], ``refine_patches`` [8:
 the budget validation and ``matte`` use after the refine stage], ``click_radius`` [15],
 ``input_size`` [320], ``global_side`` [1024], ``crop_sizes`` [[320, 480, 640]], ``flip`` [true],
-``geometric_p`` [1/6], ``max_clicks`` [10], ``fg_prob`` [0.5], ``error_clicks`` [0],
+``whole_image_scales`` [[]: crops as above; (lo, hi): whole composites, docs/train.md],
+``geometric_p`` [1/6], ``max_clicks`` [30: the cap, 0 = none], ``fg_prob`` [0.5], ``error_clicks`` [0],
 ``transition_band`` [5], ``loss_weight_grad`` [1.0], ``refine_train_patches`` [2],
 ``hard_fraction`` [0.2], ``hard_weight`` [1.0], ``backbone_weights`` [none], ``backgrounds``
 [none], ``check_files`` [true].
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mattecli.backbones.imagenet import BackboneSlot
 from mattecli.backbones.resnet import load_imagenet_resnet
 from mattecli.backbones.vgg import read_state_dict
 from mattecli.console import console
@@ -47,8 +49,8 @@ STAGES = ("matting", "uncertainty", "refine")
 _DEFAULTS: dict[str, Any] = {
     "depth": 34, "decoder_widths": [256, 128, 64, 48, 32], "refiner_channels": 32, "sigma_min": 1e-3,
     "patch_size": 64, "refine_patches": 8, "click_radius": 15.0, "input_size": 320, "global_side": 1024,
-    "crop_sizes": [320, 480, 640], "flip": True, "geometric_p": 1 / 6, "max_clicks": 10, "fg_prob": 0.5,
-    "error_clicks": 0, "transition_band": 5, "loss_weight_grad": 1.0, "refine_train_patches": 2,
+    "crop_sizes": [320, 480, 640], "flip": True, "geometric_p": 1 / 6, "max_clicks": 30, "fg_prob": 0.5,
+    "error_clicks": 0, "whole_image_scales": [], "transition_band": 5, "loss_weight_grad": 1.0, "refine_train_patches": 2,
     "hard_fraction": 0.2, "hard_weight": 1.0,
 }
 
@@ -64,13 +66,13 @@ def _check_stage(stage: str) -> None:
 def check_recipe(recipe: Mapping[str, Any]) -> None:
     """Every family key the recipe sets, checked with a one-line error naming it."""
     get = lambda k: recipe.get(k, _DEFAULTS.get(k))  # noqa: E731
-    if get("depth") not in (34, 50):
-        raise bad("depth", get("depth"), "34 or 50")
+    if get("depth") not in (18, 34, 50):
+        raise bad("depth", get("depth"), "18, 34 or 50")
     widths = get("decoder_widths")
     if not isinstance(widths, (list, tuple)) or len(widths) != 5 or not all(is_int(w, 1) for w in widths):
         raise bad("decoder_widths", widths, "five positive integers (/32 .. full resolution)")
     for key, lo in (("refiner_channels", 1), ("patch_size", 4), ("refine_patches", 0), ("input_size", 32),
-                    ("global_side", 0), ("max_clicks", 1), ("error_clicks", 0), ("transition_band", 0),
+                    ("global_side", 0), ("max_clicks", 0), ("error_clicks", 0), ("transition_band", 0),
                     ("refine_train_patches", 1)):
         if not is_int(get(key), lo):
             raise bad(key, get(key), f"an integer >= {lo}")
@@ -82,6 +84,10 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
         if not is_number(v) or not 0 <= v <= 1 or (key != "fg_prob" and v == 0):
             raise bad(key, v, "a number in (0, 1]" if key != "fg_prob" else "a number in [0, 1]")
     check_sizes("crop_sizes", get("crop_sizes"))
+    scales = get("whole_image_scales")
+    if not isinstance(scales, (list, tuple)) or len(scales) not in (0, 2) or not all(
+            is_number(v) and v > 0 for v in scales) or (scales and scales[0] > scales[1]):
+        raise bad("whole_image_scales", scales, "[] (crops) or [lo, hi] with 0 < lo <= hi")
     if get("input_size") % 32:
         raise bad("input_size", get("input_size"), "a multiple of 32 (the encoder's stride)")
     check_bools(recipe, ("flip", "check_files"))
@@ -91,6 +97,8 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
 class ClickFamily:
     name = "click"
     stages = STAGES
+    #: ImageNet ResNet of the encoder's depth (recipes/click.toml names torchvision's ResNet-34), or --backbone-weights
+    imagenet_slots = (BackboneSlot("backbone_weights", "imagenet_url", "imagenet_sha256", "--backbone-weights"),)
     settings: dict[str, Any] = dict(_DEFAULTS)
 
     @staticmethod
@@ -137,12 +145,13 @@ class ClickFamily:
         return ClickTrainDataset(self._source(recipe, data_dir), seed=seed, crop_sizes=tuple(s["crop_sizes"]),
                                  input_size=int(s["input_size"]), flip=bool(recipe.get("flip", True)),
                                  radius=float(s["click_radius"]), geometric_p=float(s["geometric_p"]),
-                                 max_clicks=int(s["max_clicks"]), fg_prob=float(s["fg_prob"]))
+                                 max_clicks=int(s["max_clicks"]), fg_prob=float(s["fg_prob"]),
+                                 whole_image_scales=tuple(float(v) for v in s["whole_image_scales"]))
 
     def val_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         s = self._settings(recipe)
         return ClickValDataset(self._source(recipe, data_dir), seed=seed, radius=float(s["click_radius"]),
-                               train_size=int(s["input_size"]))
+                               global_side=int(s["global_side"]))
 
     # -- training-time clicks from the model's own errors (RITM)
     @torch.no_grad()

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mattecli.backbones.resnet import ResNet
-from mattecli.data.clicks import scaled_radius
+from mattecli.data.clicks import network_scale, radius_for_network
 from mattecli.families.registry import register_family
 from mattecli.tensors import crop_to, pad_to_multiple
 
@@ -210,10 +210,14 @@ class ClickMatting(nn.Module):
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     # -- the click map's radius
+    def network_scale(self, height: int, width: int) -> float:
+        """Network input pixels per image pixel in :meth:`global_pass` (< 1 beyond ``global_side``)."""
+        return network_scale(height, width, self.global_side)
+
     def click_radius_for(self, height: int, width: int) -> float:
-        """Disk radius for an image of ``height`` x ``width``: ``click_radius`` (15) at the
-        training side, scaled with the image's shorter side (at least 1 pixel)."""
-        return scaled_radius(self.click_radius, self.train_size, height, width)
+        """Disk radius in image pixels for an image of ``height`` x ``width``: ``click_radius``
+        network pixels, as training draws them (:func:`mattecli.data.clicks.radius_for_network`)."""
+        return radius_for_network(self.click_radius, self.network_scale(height, width))
 
     # -- the global network
     def normalise(self, image: torch.Tensor) -> torch.Tensor:
@@ -241,9 +245,10 @@ class ClickMatting(nn.Module):
 
     def global_pass(self, image: torch.Tensor, clicks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(alpha, sigma) Bx1xHxW for any size: images longer than ``global_side`` are matted at
-        that side and the maps upsampled (memory stays bounded); reflect-padded to 32."""
+        that side and the maps upsampled (memory stays bounded); the image reflect-padded to 32, U
+        zero-padded (a mirrored disk would be a click nobody made)."""
         h, w = image.shape[-2:]
-        scale = self.global_side / max(h, w) if self.global_side and max(h, w) > self.global_side else 1.0
+        scale = self.network_scale(h, w)
         if scale < 1.0:
             size = (max(1, round(h * scale)), max(1, round(w * scale)))
             small_image = F.interpolate(image, size=size, mode="bilinear", align_corners=False, antialias=True)
@@ -252,6 +257,8 @@ class ClickMatting(nn.Module):
         else:
             x = self.prepare_input(image, clicks)
         padded, size = pad_to_multiple(x, STRIDE, mode="reflect")
+        padded[:, 3:, size[0]:] = 0  # the image is mirrored into the pad, its clicks are not
+        padded[:, 3:, :, size[1]:] = 0
         out = self(padded)
         alpha, sigma = crop_to(out["alpha"], size), crop_to(out["sigma"], size)
         if scale < 1.0:
@@ -307,8 +314,8 @@ class ClickMatting(nn.Module):
 def build_click(depth: int = 34, decoder_widths: tuple[int, ...] | list[int] = (256, 128, 64, 48, 32),
                 refiner_channels: int = 32, sigma_min: float = 1e-3, patch_size: int = 64, refine_patches: int = 0,
                 click_radius: float = 15.0, train_size: int = 320, global_side: int = 1024) -> ClickMatting:
-    if depth not in (34, 50):
-        raise TypeError(f"depth must be 34 or 50, not {depth!r}")
+    if depth not in (18, 34, 50):
+        raise TypeError(f"depth must be 18, 34 or 50, not {depth!r}")
     if patch_size < 4 or refine_patches < 0 or click_radius <= 0 or train_size < 1 or global_side < 0:
         raise TypeError("patch_size >= 4, refine_patches >= 0, click_radius > 0, train_size >= 1, global_side >= 0")
     return ClickMatting(depth, tuple(decoder_widths), refiner_channels, sigma_min, patch_size, refine_patches,

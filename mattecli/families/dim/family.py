@@ -12,7 +12,7 @@ Recipe keys read here (defaults in brackets): ``conv6`` ["1x1"], ``batch_norm`` 
 ``refine`` [true for the refine and joint stages, from ``stage``], ``backbone_weights``
 [none], ``crop_sizes`` [[320, 480, 640]], ``input_size`` [320], ``flip`` [true],
 ``trimap_kernel`` [[2, 5]], ``trimap_iterations`` [[5, 15]], ``loss_weight_alpha`` [0.5],
-``loss_weight_refine`` [1.0], ``val_crop`` [0 = whole images], ``trimap_unknown_value`` [0.5; 128/255 for imported mmagic
+``loss_weight_refine`` [1.0], ``width`` [1.0: the paper's widths], ``val_crop`` [0 = whole images], ``trimap_unknown_value`` [0.5; 128/255 for imported mmagic
 weights], ``backgrounds`` [none: the
 dataset's own pool], ``check_files`` [true].
 """
@@ -32,6 +32,7 @@ from mattecli.errors import MatteError
 from mattecli.families.dim.losses import dim_loss
 from mattecli.losses.matting import alpha_prediction_loss, unknown_weight
 from mattecli.families.dim.model import CONV6_VARIANTS, DeepImageMatting
+from mattecli.backbones.imagenet import BackboneSlot
 from mattecli.backbones.vgg import load_imagenet_vgg16, read_state_dict
 from mattecli.train.recipe_checks import (bad, check_bools, check_paths, check_sizes, check_stage, int_pair, is_int,
                                           is_number, network)
@@ -73,11 +74,18 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     unknown_value = recipe.get("trimap_unknown_value", 0.5)
     if not is_number(unknown_value) or not 0 < unknown_value < 1:
         raise bad("trimap_unknown_value", unknown_value, "a number in (0, 1) (0.5; mmagic weights: 0.50196)")
+    width = recipe.get("width", 1.0)
+    if not is_number(width) or not 0 < width <= 1:
+        raise bad("width", width, "a number in (0, 1] (1 = the paper's VGG16 widths)")
 
 
 class DIMFamily:
     name = "dim"
     stages = STAGES
+    #: recipe keys read here that the bundled recipes leave out (mattecli.train.recipe.known_keys)
+    recipe_keys = ("refine", "trimap_unknown_value")
+    #: the paper's ImageNet VGG16 start (recipes/dim.toml names torchvision's file), or --backbone-weights
+    imagenet_slots = (BackboneSlot("backbone_weights", "imagenet_url", "imagenet_sha256", "--backbone-weights"),)
     loss_weights: dict[str, float] = {"alpha": 0.5, "refine": 1.0}
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
@@ -90,6 +98,8 @@ class DIMFamily:
         config = {"conv6": conv6, "batch_norm": bool(recipe.get("batch_norm", False)), "refine": bool(refine)}
         if float(recipe.get("trimap_unknown_value", 0.5)) != 0.5:  # fine-tuning imported mmagic weights
             config["trimap_unknown_value"] = float(recipe["trimap_unknown_value"])
+        if float(recipe.get("width", 1.0)) != 1.0:  # a narrower network for CPU budgets (dim-quick)
+            config["width"] = float(recipe["width"])
         return config
 
     def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:

@@ -16,7 +16,13 @@ The paper's two networks, layer for layer as the faithful reproductions build th
 
 Batch norm is off by default (the paper has none); ``batch_norm=True`` puts it after every
 encoder and decoder conv except the alpha prediction layer. Without ImageNet weights the
-encoder starts from torchvision's VGG init (He); the decoder and refiner from Xavier.
+encoder starts from torchvision's VGG init (He); the decoder and refiner from Xavier. Either
+way conv1_1's weights on the trimap channel start at zero, as the paper initialises them
+(ImageNet has no such channel): at the start the encoder sees the image alone.
+
+``width`` (1.0, the paper's) multiplies every encoder, decoder and refiner width: a mattecli option for
+CPU budgets without ImageNet weights (``recipes/dim-quick.toml``); ImageNet VGG16 weights only
+load at width 1.
 
 Two model options exist for imported weights (``mattecli weights import mmagic-dim``), with
 defaults that keep mattecli's own behaviour: ``trimap_unknown_value`` (the value the unknown
@@ -61,13 +67,19 @@ def _he(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def _conv6(variant: str) -> nn.Conv2d:
+def scaled(channels: int, width: float) -> int:
+    """A layer width times the network's ``width`` multiplier (at least 4 channels)."""
+    return channels if width == 1.0 else max(4, int(round(channels * width)))
+
+
+def _conv6(variant: str, width: float = 1.0) -> nn.Conv2d:
+    c = scaled(512, width)
     if variant == "1x1":
-        return nn.Conv2d(512, 512, kernel_size=1)
+        return nn.Conv2d(c, c, kernel_size=1)
     if variant == "3x3":
-        return nn.Conv2d(512, 512, kernel_size=3, padding=1)
+        return nn.Conv2d(c, c, kernel_size=3, padding=1)
     if variant == "fc6":
-        return nn.Conv2d(512, 4096, kernel_size=7, padding=3)
+        return nn.Conv2d(c, scaled(4096, width), kernel_size=7, padding=3)
     raise ValueError(f"conv6 must be one of {', '.join(CONV6_VARIANTS)}, not {variant!r}")
 
 
@@ -78,16 +90,20 @@ class Encoder(nn.Module):
     (:func:`mattecli.backbones.vgg.load_imagenet_vgg16`).
     """
 
-    def __init__(self, conv6: str = "1x1", batch_norm: bool = False, in_channels: int = 4) -> None:
+    def __init__(self, conv6: str = "1x1", batch_norm: bool = False, in_channels: int = 4,
+                 width: float = 1.0) -> None:
         super().__init__()
-        self.features = vgg16_features(in_channels, return_indices=True)
-        widths = [int(c) for c in VGG16_LAYOUT if c != "M"]
+        layout = tuple(c if c == "M" else scaled(int(c), width) for c in VGG16_LAYOUT)
+        self.features = vgg16_features(in_channels, return_indices=True, layout=layout)
+        widths = [int(c) for c in layout if c != "M"]
         self.norms = (nn.ModuleDict({str(i): nn.BatchNorm2d(w) for i, w in zip(CONV_INDICES, widths)})
                       if batch_norm else None)
-        self.conv6 = _conv6(conv6)
+        self.conv6 = _conv6(conv6, width)
         self.conv6_norm = nn.BatchNorm2d(self.conv6.out_channels) if batch_norm else None
         self.out_channels = self.conv6.out_channels
         _he(self)
+        with torch.no_grad():  # the paper's init of the channels beyond RGB (the trimap): zero
+            self.features[0].weight[:, 3:].zero_()
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Size]]:
         x, indices, sizes = run_features(self.features, x, self.norms)
@@ -103,14 +119,14 @@ class Decoder(nn.Module):
     WIDTHS = (("deconv5_1", 512, 512), ("deconv4_1", 512, 256), ("deconv3_1", 256, 128),
               ("deconv2_1", 128, 64), ("deconv1_1", 64, 64))
 
-    def __init__(self, in_channels: int = 512, batch_norm: bool = False) -> None:
+    def __init__(self, in_channels: int = 512, batch_norm: bool = False, width: float = 1.0) -> None:
         super().__init__()
-        self.deconv6_1 = nn.Conv2d(in_channels, 512, kernel_size=1)
+        self.deconv6_1 = nn.Conv2d(in_channels, scaled(512, width), kernel_size=1)
         for name, cin, cout in self.WIDTHS:
-            setattr(self, name, nn.Conv2d(cin, cout, kernel_size=5, padding=2))
-        self.alpha_prediction = nn.Conv2d(64, 1, kernel_size=5, padding=2)
-        self.norms = (nn.ModuleDict({"deconv6_1": nn.BatchNorm2d(512),
-                                     **{name: nn.BatchNorm2d(cout) for name, _, cout in self.WIDTHS}})
+            setattr(self, name, nn.Conv2d(scaled(cin, width), scaled(cout, width), kernel_size=5, padding=2))
+        self.alpha_prediction = nn.Conv2d(scaled(64, width), 1, kernel_size=5, padding=2)
+        self.norms = (nn.ModuleDict({"deconv6_1": nn.BatchNorm2d(scaled(512, width)),
+                                     **{name: nn.BatchNorm2d(scaled(cout, width)) for name, _, cout in self.WIDTHS}})
                       if batch_norm else None)
         _xavier(self)
 
@@ -176,8 +192,10 @@ class DeepImageMatting(nn.Module):
     size_multiple = STRIDE
 
     def __init__(self, conv6: str = "1x1", batch_norm: bool = False, refine: bool = False,
-                 trimap_unknown_value: float = 0.5, refiner: bool = True) -> None:
+                 trimap_unknown_value: float = 0.5, refiner: bool = True, width: float = 1.0) -> None:
         super().__init__()
+        if not 0.0 < float(width) <= 1.0:
+            raise ValueError(f"width must lie in (0, 1], not {width!r}")
         if refine and not refiner:
             raise ValueError("refine=True needs the refinement network (refiner=True)")
         if not 0.0 < float(trimap_unknown_value) < 1.0:
@@ -188,11 +206,13 @@ class DeepImageMatting(nn.Module):
             self.config["trimap_unknown_value"] = float(trimap_unknown_value)
         if not refiner:
             self.config["refiner"] = False
+        if float(width) != 1.0:
+            self.config["width"] = float(width)
         self.refine = bool(refine)
         self.trimap_unknown_value = float(trimap_unknown_value)
-        self.encoder = Encoder(conv6, batch_norm)
-        self.decoder = Decoder(self.encoder.out_channels, batch_norm)
-        self.refiner = RefinementNetwork() if refiner else None
+        self.encoder = Encoder(conv6, batch_norm, width=float(width))
+        self.decoder = Decoder(self.encoder.out_channels, batch_norm, width=float(width))
+        self.refiner = RefinementNetwork(scaled(64, float(width))) if refiner else None
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
@@ -239,6 +259,6 @@ class DeepImageMatting(nn.Module):
 
 @register_family("dim")
 def build_dim(conv6: str = "1x1", batch_norm: bool = False, refine: bool = False,
-              trimap_unknown_value: float = 0.5, refiner: bool = True) -> DeepImageMatting:
+              trimap_unknown_value: float = 0.5, refiner: bool = True, width: float = 1.0) -> DeepImageMatting:
     return DeepImageMatting(conv6=conv6, batch_norm=batch_norm, refine=refine,
-                            trimap_unknown_value=trimap_unknown_value, refiner=refiner)
+                            trimap_unknown_value=trimap_unknown_value, refiner=refiner, width=width)

@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mattecli.backbones.imagenet import BackboneSlot
 from mattecli.backbones.resnet import load_imagenet_resnet
 from mattecli.backbones.vgg import load_imagenet_vgg16
 from mattecli.backbones.weights import read_state_dict
@@ -91,6 +92,10 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
 class SHMFamily:
     name = "shm"
     stages = STAGES
+    #: ImageNet ResNet-50 for the T-Net's PSPNet, ImageNet VGG16 for the M-Net (recipes/shm.toml names both)
+    imagenet_slots = (BackboneSlot("backbone_weights", "imagenet_url", "imagenet_sha256", "--backbone-weights"),
+                      BackboneSlot("mnet_backbone_weights", "mnet_imagenet_url", "mnet_imagenet_sha256",
+                                   "--mnet-backbone-weights"))
     loss_weights: dict[str, float] = {"gamma": GAMMA, "lambda": LAMBDA}
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
