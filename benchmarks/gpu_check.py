@@ -66,6 +66,7 @@ class Mode:
     budget_s: float
     part_timeout_s: float
     train_workers: int
+    batch_size: int | None = None  # None: the recipe's (per stage); the smoke check's few samples need a small one
 
 
 GPU = Mode(
@@ -81,8 +82,8 @@ SMOKE = Mode(
         "bgm": ["input_size=32", "crop_sizes=[40, 48]", "lr=1e-3"],
         "click": ["crop_sizes=[48, 64]", "input_size=32", "click_radius=3.0", "lr=1e-3"],
     },
-    sources=(2, 2, 64, 64), per_fg=2, warmup=1, steps=5, ddp_steps=3, still_size=(96, 64), stills=2,
-    clip_frames=3, max_batch=2, budget_s=285.0, part_timeout_s=300.0, train_workers=0)
+    sources=(2, 2, 64, 64), per_fg=3, warmup=1, steps=5, ddp_steps=3, still_size=(96, 64), stills=2,
+    clip_frames=3, max_batch=2, budget_s=285.0, part_timeout_s=300.0, train_workers=0, batch_size=2)
 
 
 @dataclass
@@ -230,6 +231,8 @@ def train_args(check: Check, family: str, run: Path, iters: int) -> list[str]:
             "--set", "log_every=1", "--set", "checkpoint_every=0", "--set", "val_every=0"]
     for assignment in m.overrides[family]:
         args += ["--set", assignment]
+    if m.batch_size:
+        args += ["--batch-size", str(m.batch_size)]
     return args + from_scratch_flags(family)
 
 
