@@ -82,7 +82,7 @@ SMOKE = Mode(
         "bgm": ["input_size=32", "crop_sizes=[40, 48]", "lr=1e-3"],
         "click": ["crop_sizes=[48, 64]", "input_size=32", "click_radius=3.0", "lr=1e-3"],
     },
-    sources=(2, 2, 64, 64), per_fg=3, warmup=1, steps=5, ddp_steps=3, still_size=(96, 64), stills=2,
+    sources=(2, 3, 64, 64), per_fg=3, warmup=1, steps=5, ddp_steps=3, still_size=(96, 64), stills=2,
     clip_frames=3, max_batch=2, budget_s=285.0, part_timeout_s=300.0, train_workers=0, batch_size=2)
 
 
@@ -336,9 +336,9 @@ def model_fps(check: Check, family: str, weights: Path) -> dict:
 
 
 def matte_part(check: Check, family: str) -> dict:
-    weights = Path(check.parts[f"train/{family}/fp32"]["checkpoint"])
+    weights = Path(check.parts[f"train/{family}/fp32"].get("checkpoint", "-"))
     if not weights.is_file():
-        raise RuntimeError(f"no checkpoint from train/{family}/fp32")
+        raise RuntimeError(f"no checkpoint: train/{family}/fp32 did not make one")
     out = model_fps(check, family, weights)
     stills = check.work / "stills"
     guide = []
@@ -360,7 +360,9 @@ def matte_part(check: Check, family: str) -> dict:
 
 
 def video_part(check: Check) -> dict:
-    weights = Path(check.parts["train/bgm/fp32"]["checkpoint"])
+    weights = Path(check.parts["train/bgm/fp32"].get("checkpoint", "-"))
+    if not weights.is_file():
+        raise RuntimeError("no checkpoint: train/bgm/fp32 did not make one")
     batch = check.parts.get("matte/bgm", {}).get("batch", 1)
     out_dir = check.work / "video"
     wall = check.run(["video", str(check.work / "clip.mp4"), "--background", str(check.work / "clip_plate.png"),
