@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -51,6 +52,12 @@ def main() -> None:
     ap.add_argument("--trimap", default="trimap1")
     ap.add_argument("--limit", type=int, default=0, help="only the first N images (0: all)")
     ap.add_argument("--no-e2e", dest="e2e", action="store_false", help="skip the end-to-end comparison")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="end to end: alternate pymatting and mattecli this many times (A/B/A/B against load drift)")
+    ap.add_argument("--e2e-only", action="store_true",
+                    help="only the end-to-end comparison (pymatting warmed up on one image first)")
+    ap.add_argument("--no-jit-probe", dest="jit_probe", action="store_false",
+                    help="skip timing pymatting's cold start (numba compilation in a fresh process)")
     args = ap.parse_args()
 
     from mattecli.inference.closed_form import closed_form_alpha, solver_backend
@@ -58,12 +65,13 @@ def main() -> None:
     from mattecli.io.images import read_alpha, read_rgb
     from mattecli.metrics import compute_metrics
 
-    with tempfile.TemporaryDirectory() as cache:
-        env = dict(os.environ, NUMBA_CACHE_DIR=cache)
-        out = subprocess.run([sys.executable, "-c", JIT_PROBE], env=env, capture_output=True, text=True, check=True)
-        jit_import, jit_first = (float(v) for v in out.stdout.split()[-2:])
-    print(f"pymatting cold start (empty Numba cache): import {jit_import:.1f} s, "
-          f"first alpha+foreground call {jit_first:.1f} s")
+    if args.jit_probe:
+        with tempfile.TemporaryDirectory() as cache:
+            env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+            out = subprocess.run([sys.executable, "-c", JIT_PROBE], env=env, capture_output=True, text=True, check=True)
+            jit_import, jit_first = (float(v) for v in out.stdout.split()[-2:])
+        print(f"pymatting cold start (empty Numba cache): import {jit_import:.1f} s, "
+              f"first alpha+foreground call {jit_first:.1f} s")
 
     from pymatting import estimate_alpha_cf, estimate_foreground_ml
 
@@ -71,6 +79,11 @@ def main() -> None:
     if args.limit:
         names = names[:args.limit]
     rows = []
+    if args.e2e_only:
+        img, tri = read_rgb(args.data / "image" / names[0]), read_alpha(args.data / args.trimap / names[0])
+        estimate_alpha_cf(img / 255.0, tri / 255.0)  # compile (or load) the numba code outside the timing
+        end_to_end(args.data, args.trimap, names, None, args.rounds)
+        return
     for name in names:
         img = read_rgb(args.data / "image" / name)
         gt = read_alpha(args.data / "alpha" / name)
@@ -97,15 +110,16 @@ def main() -> None:
               f"{np.mean([r[wi] for r in rows]):.3f} | {np.mean([r[ci] for r in rows]):.3f} | "
               f"{np.mean([r[fi] for r in rows]):.3f} |")
     if args.e2e:
-        end_to_end(args.data, args.trimap, names, rows)
+        end_to_end(args.data, args.trimap, names, rows, args.rounds)
     speed = [r[6] / r[5] for r in rows]
     print(f"\nCPU-time speed-up per image: mean {np.mean(speed):.2f}x, min {min(speed):.2f}x, max {max(speed):.2f}x; "
           f"ratio of mean times {np.mean([r[6] for r in rows]) / np.mean([r[5] for r in rows]):.2f}x; "
           f"largest alpha difference {max(r[-1] for r in rows):.1e}")
 
 
-def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list) -> None:
-    """Wall time, files in and alpha PNGs out: the mattecli CLI (fresh process) vs pymatting warm."""
+def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list, rounds: int = 1) -> None:
+    """Wall time, files in and alpha PNGs out: the mattecli CLI (fresh process) vs pymatting warm,
+    alternated ``rounds`` times (pymatting, mattecli, pymatting, ...) so load drift hits both."""
     import shutil
 
     from pymatting import estimate_alpha_cf, load_image, save_image
@@ -116,23 +130,31 @@ def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list) -> Non
             (root / sub).mkdir()
             for name in names:
                 shutil.copyfile(data / src / name, root / sub / name)
-        (root / "pym").mkdir()
-        start = time.perf_counter()
-        for name in names:
-            image = load_image(str(root / "images" / name), "RGB")
-            trimap = load_image(str(root / "trimaps" / name), "GRAY")
-            save_image(str(root / "pym" / name), estimate_alpha_cf(image, trimap))
-        pym = time.perf_counter() - start
-        start = time.perf_counter()
-        subprocess.run([sys.executable, "-m", "mattecli", "matte", str(root / "images"), "--trimap",
-                        str(root / "trimaps"), "--out", str(root / "ours"), "--output", "alpha"],
-                       check=True, capture_output=True)
-        ours = time.perf_counter() - start
-    solve = np.mean([r[4] for r in rows]) / np.mean([r[3] for r in rows])
+        times = []
+        for r in range(rounds):
+            (root / f"pym{r}").mkdir()
+            start, cpu_start = time.perf_counter(), time.process_time()
+            for name in names:
+                image = load_image(str(root / "images" / name), "RGB")
+                trimap = load_image(str(root / "trimaps" / name), "GRAY")
+                save_image(str(root / f"pym{r}" / name), estimate_alpha_cf(image, trimap))
+            pym, pym_cpu = time.perf_counter() - start, time.process_time() - cpu_start
+            start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, "-m", "mattecli", "matte", str(root / "images"), "--trimap",
+                            str(root / "trimaps"), "--out", str(root / f"ours{r}"), "--output", "alpha"],
+                           check=True, capture_output=True)
+            ours, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
+            ours_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+            times.append((ours, pym))
+            print(f"end to end, round {r + 1}: mattecli CLI {ours:.1f} s (CPU {ours_cpu:.1f} s), pymatting {pym:.1f} s "
+                  f"(CPU {pym_cpu:.1f} s): {pym / ours:.2f}x wall, {pym_cpu / ours_cpu:.2f}x CPU "
+                  f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+    ours, pym = sum(t[0] for t in times), sum(t[1] for t in times)
+    solve = f"; solve only (wall, mean times): {np.mean([r[4] for r in rows]) / np.mean([r[3] for r in rows]):.2f}x" \
+        if rows else ""
     print(f"\nend to end, {len(names)} images, wall: mattecli CLI (fresh process, start-up and I/O included) "
-          f"{ours:.1f} s, pymatting warm in-process {pym:.1f} s: {pym / ours:.2f}x; solve only (wall, mean "
-          f"times): {solve:.2f}x")
-
+          f"{ours / rounds:.1f} s, pymatting warm in-process {pym / rounds:.1f} s (means of {rounds} round(s)): "
+          f"{pym / ours:.2f}x; per round {', '.join(f'{p / o:.2f}x' for o, p in times)}{solve}")
 
 if __name__ == "__main__":
     main()

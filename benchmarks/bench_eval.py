@@ -146,6 +146,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=0, help="0: every core")
     parser.add_argument("--breakdown", type=int, default=100, help="images in the per-metric breakdown")
     parser.add_argument("--plot", type=Path, help="write a bar chart of the breakdown")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="alternate mattecli and the careful baseline this many times (A/B/A/B against load drift)")
     args = parser.parse_args()
     workers = args.workers or os.cpu_count() or 1
     items = ensure_data(args.count, args.width, args.height, args.seed, workers)
@@ -160,12 +162,19 @@ def main() -> None:
     with pool:
         pool.map(_ours_item, items[:workers], chunksize=1)  # warm both code paths (lazy imports, caches)
         pool.map(_careful_item, items[:workers], chunksize=1)
-        t0 = time.perf_counter()
-        ours_scores = pool.map(_ours_item, items, chunksize=8)
-        ours = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        careful = pool.map(_careful_item, items, chunksize=8)
-        slow = time.perf_counter() - t0
+        ours = slow = 0.0
+        for r in range(args.rounds):
+            t0 = time.perf_counter()
+            ours_scores = pool.map(_ours_item, items, chunksize=8)
+            ours_round = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            careful = pool.map(_careful_item, items, chunksize=8)
+            slow_round = time.perf_counter() - t0
+            ours, slow = ours + ours_round, slow + slow_round
+            if args.rounds > 1:
+                print(f"  round {r + 1}: mattecli {ours_round:.2f} s, careful {slow_round:.2f} s: "
+                      f"x{slow_round / ours_round:.2f} (load average {os.getloadavg()[0]:.1f})", flush=True)
+        ours, slow = ours / args.rounds, slow / args.rounds
     worst = max(abs(c[k] - o[k]) / max(abs(o[k]), 1e-12) for c, o in zip(careful, ours_scores) for k in o)
     print(f"warm pool, the same {len(items)} images, PNG decoding included:")
     print(f"  mattecli score_item        {ours:7.2f} s = {1000 * ours / len(items):6.1f} ms/image wall")

@@ -5,9 +5,15 @@ mean the same everywhere and a missing GPU is one clear line, not a CUDA traceba
 """
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from mattecli.errors import MatteError
+
+if TYPE_CHECKING:  # imported on use: `matte` with the classical method never needs torch
+    import torch
+
+#: specs that resolve without asking torch whether CUDA exists only once a device is used
+LAZY_SPECS = ("auto", "cpu", "")
 
 
 def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
@@ -15,6 +21,8 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
 
     Plain ``cuda`` picks the GPU of this torchrun process (``local_rank`` modulo the count).
     """
+    import torch
+
     spec = (spec or "auto").strip().lower()
     if spec == "auto":
         spec = "cuda" if torch.cuda.is_available() else "cpu"
@@ -37,6 +45,8 @@ def resolve_device(spec: str, local_rank: int = 0) -> torch.device:
 
 def device_name(device: torch.device) -> str:
     """``cuda:0 (NVIDIA H100 ...)`` or ``cpu (N threads)``: what a run's summary line shows."""
+    import torch
+
     if device.type == "cuda":
         return f"{device} ({torch.cuda.get_device_name(device)})"
     return f"cpu ({torch.get_num_threads()} threads)"

@@ -101,6 +101,21 @@ def test_deterministic_across_worker_counts_and_shards(tmp_path):
     assert tree_digest(tmp_path / "sh") == one  # manifest included: rebuilt from disk by the last shard
 
 
+def test_the_calling_process_is_one_of_the_workers(tmp_path, monkeypatch):
+    """With --workers 2 this process composes too (beside one spawned worker), so it does not wait idle
+    while the pool starts; the spawned worker imports its own, unpatched run_task."""
+    from mattecli.compose import worker
+
+    make_inputs(tmp_path, n_fg=3, n_bg=8)
+    here = []
+    real = worker.make_composite
+    monkeypatch.setattr(worker, "make_composite", lambda job, fg, prepared, alpha, c: here.append(c.name)
+                        or real(job, fg, prepared, alpha, c))
+    summary = compose_dataset(_options(tmp_path, "w2", workers=2))
+    assert summary.written == 9 and not summary.failures
+    assert 0 < len(here) < 9  # some composites made here, the others by the spawned worker
+
+
 def test_random_crop_is_seeded_and_differs_from_topleft(tmp_path):
     make_inputs(tmp_path, n_fg=1, n_bg=6)
     compose_dataset(_options(tmp_path, "tl", per_fg=6))

@@ -160,6 +160,23 @@ def test_cuda_request_fails_clearly_without_gpu(tree, capsys, monkeypatch):
     assert code == 2 and "CUDA is not available" in err and "Traceback" not in err
 
 
+def test_alpha_only_classical_run_never_imports_torch(tree):
+    """torch's import costs seconds per run; the closed-form solve and PNG writing need none of it.
+    With rgba output the foreground estimator (torch) does run, in the same kind of process."""
+    import subprocess
+
+    probe = ("import sys; from mattecli.cli.app import main; sys.argv = ['mattecli', 'matte', *sys.argv[1:]]\n"
+             "try: main()\nexcept SystemExit as e: assert not e.code, e.code\n"
+             "print('torch imported:', 'torch' in sys.modules)")
+    for output, expected in (("alpha", "False"), ("alpha,rgba", "True")):
+        done = subprocess.run([sys.executable, "-c", probe, str(tree / "in"), "--trimap", str(tree / "trimaps"),
+                               "--out", str(tree / output), "--output", output, "--device", "auto"],
+                              capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        assert f"torch imported: {expected}" in done.stdout, (output, done.stdout)
+    assert (tree / "alpha" / "alpha").is_dir() and (tree / "alpha,rgba" / "rgba").is_dir()
+
+
 def test_clicks_from_json(tmp_path, capsys, monkeypatch):
     img, _, _ = scene(seed=3)
     write_image(tmp_path / "in" / "x.png", img)

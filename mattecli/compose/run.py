@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -130,17 +131,40 @@ def _work(job: Job, foregrounds: list[Foreground], tasks: list[list[Composite]],
         for t in tasks:
             on_done(run_task(job, foregrounds[t[0].fg], t))
         return
-    # spawn, not fork: OpenCV's thread pool (and rich's refresh thread) in this process make a
-    # forked child deadlock; a spawned worker imports only NumPy/OpenCV (no torch), ~0.3 s.
+    # This process is one of the workers: it starts on the first task at once, while the others
+    # start up, and no core is left to a process that only collects results. The others are
+    # spawned, not forked: OpenCV's thread pool (and rich's refresh thread) in this process make
+    # a forked child deadlock; a spawned worker imports only NumPy/OpenCV (no torch), ~0.3 s.
+    import cv2
+
+    pending = deque(tasks)
+    helpers = min(workers, len(tasks)) - 1
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(min(workers, len(tasks)), initializer=init_worker) as pool:
-        args = [(job, foregrounds[t[0].fg], t) for t in tasks]
-        for outcomes in pool.imap_unordered(_run_packed, args):
-            on_done(outcomes)
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # as in the spawned workers: the processes are the parallelism
+    try:
+        with ctx.Pool(helpers, initializer=init_worker) as pool:
+            running: list = []
 
+            def hand_out() -> None:  # two tasks queued per helper: it never waits for this process
+                while pending and len(running) < 2 * helpers:
+                    t = pending.popleft()
+                    running.append(pool.apply_async(run_task, (job, foregrounds[t[0].fg], t)))
 
-def _run_packed(args: tuple[Job, Foreground, list[Composite]]) -> list[Outcome]:
-    return run_task(*args)
+            def collect(wait: bool) -> None:
+                for r in [r for r in running if wait or r.ready()]:
+                    on_done(r.get())
+                    running.remove(r)
+
+            hand_out()
+            while pending:
+                t = pending.popleft()
+                on_done(run_task(job, foregrounds[t[0].fg], t))
+                collect(wait=False)
+                hand_out()
+            collect(wait=True)
+    finally:
+        cv2.setNumThreads(threads)
 
 
 def compose_dataset(o: ComposeOptions, say: Callable[[str], None] | None = None) -> ComposeSummary:

@@ -18,7 +18,8 @@ over the unknown pixels ``u`` only. What keeps it fast without a JIT:
   pixel further away shares no window with an unknown pixel, so the result is exact);
 - only windows that hold at least one unknown pixel are built (the others touch only
   ``L_kk``, which the solve never reads), and only the upper half of the symmetric matrix,
-  accumulated as its 13 forward diagonals on the pixel grid with NumPy;
+  accumulated as its 13 forward diagonals on the pixel grid with NumPy; the unknown system
+  and its right-hand side are then read off those diagonals at the unknown pixels only;
 - the system is solved by a sparse direct Cholesky factorisation (CHOLMOD through cvxopt,
   supernodal, several times faster than SuperLU here; SciPy's SuperLU when cvxopt is not
   installed). pymatting instead stops conjugate gradients at ``|r| < 1e-7 |b|``; a direct
@@ -213,26 +214,32 @@ def solve_region(image: np.ndarray, labels: np.ndarray, epsilon: float = EPSILON
     D, offsets = laplacian_upper(image, centres, epsilon, radius)
 
     u_pixels = np.flatnonzero(unknown)
-    n = u_pixels.size
-    index = np.full(h * w, -1, np.int64)
+    n, size = u_pixels.size, h * w
+    index = np.full(size, -1, np.int64)
     index[u_pixels] = np.arange(n)
-    known_alpha = alpha.ravel()
+    is_fg = labels.ravel() == FOREGROUND  # known alpha 1; known alpha 0 adds nothing to b
     rows, cols, vals = [], [], []
     b = np.zeros(n)
+    # Only the unknowns' rows of each diagonal are read: pairs (p, q = p + step) with p unknown
+    # give L_uu and half of b; pairs (p = u - step, u) with u unknown and p known give the other half.
     for o, (dy, dx) in enumerate(offsets):
-        p = np.flatnonzero(D[o])  # pixel pairs (p, q = p + offset) that share a window
-        q = p + (dy * w + dx)
+        step = dy * w + dx
+        later = u_pixels + step
+        inside = later < size  # a step past the grid's end pairs with nothing (its entries are zero)
+        p, q = u_pixels[inside], later[inside]
         d = D[o, p]
         ip, iq = index[p], index[q]
-        both = (ip >= 0) & (iq >= 0)
+        both = (iq >= 0) & (d != 0)  # the stored pattern: pairs that share a window
         rows.append(ip[both])
         cols.append(iq[both])
         vals.append(d[both])
-        # b = -L_uk a_k, from both halves of the symmetric matrix
-        p_free = (ip >= 0) & (iq < 0)
-        q_free = (iq >= 0) & (ip < 0)
-        b -= np.bincount(ip[p_free], weights=d[p_free] * known_alpha[q[p_free]], minlength=n)
-        b -= np.bincount(iq[q_free], weights=d[q_free] * known_alpha[p[q_free]], minlength=n)
+        if step:  # b = -L_uk a_k, from both halves of the symmetric matrix
+            fg_after = is_fg[q]
+            b -= np.bincount(ip[fg_after], weights=d[fg_after], minlength=n)
+            earlier = u_pixels - step
+            fg_before = earlier >= 0
+            fg_before[fg_before] = is_fg[earlier[fg_before]]
+            b -= np.bincount(np.flatnonzero(fg_before), weights=D[o, earlier[fg_before]], minlength=n)
     if not np.any(b):  # no foreground constraint reaches the unknowns: alpha = 0 exactly
         return alpha
     x = solve_spd(np.concatenate(rows), np.concatenate(cols), np.concatenate(vals), b, backend)

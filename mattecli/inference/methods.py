@@ -9,20 +9,35 @@ batch, so memory does not grow with the number of images.
 from __future__ import annotations
 
 import os
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 import numpy as np
-import torch
 
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, clamp_known
-from mattecli.devices import device_name, resolve_device
+from mattecli.devices import LAZY_SPECS, device_name, resolve_device
 from mattecli.errors import BadInput, MatteError
 from mattecli.data.clicks import DEFAULT_RADIUS, click_maps, constraint_map, strokes_in
 from mattecli.inference.closed_form import closed_form_alpha, solver_backend, unknown_bbox
-from mattecli.inference.foreground import estimate_foreground, estimate_foreground_tensor
 from mattecli.io.images import MAX_PIXELS_ENV, max_pixels
 
-PRECISIONS = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+if TYPE_CHECKING:  # torch is imported where a network or the foreground estimator runs: the classical
+    import torch   # alpha solve needs none of it, and its import costs seconds per `matte` run
+
+PRECISIONS = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16"}  # torch dtype names
+
+
+def estimate_foreground(*args, **kwargs) -> np.ndarray:
+    """mattecli.inference.foreground.estimate_foreground, imported (with torch) on first use."""
+    from mattecli.inference import foreground
+
+    return foreground.estimate_foreground(*args, **kwargs)
+
+
+def estimate_foreground_tensor(*args, **kwargs):
+    """mattecli.inference.foreground.estimate_foreground_tensor, imported (with torch) on first use."""
+    from mattecli.inference import foreground
+
+    return foreground.estimate_foreground_tensor(*args, **kwargs)
 # Trimap models on images with a longer side above this see only the unknown region's
 # bounding box grown by CROP_MARGIN pixels (the rest of the alpha is known from the trimap).
 LARGE_SIDE = 1024
@@ -64,7 +79,7 @@ class ClassicalMethod(Method):
     name = "the classical method"
     guidance_kinds = ("trimap", "clicks", "background")
 
-    def __init__(self, device: torch.device, click_radius: float | None = None, click_method: str = "grabcut") -> None:
+    def __init__(self, device: torch.device | str, click_radius: float | None = None, click_method: str = "grabcut") -> None:
         super().__init__(device)
         if click_method not in CLICK_METHODS:
             raise MatteError(f"--click-method {click_method}: choose from {', '.join(CLICK_METHODS)}")
@@ -73,12 +88,26 @@ class ClassicalMethod(Method):
         #: GrabCut's working side (None: ClickTrimapSettings' default); the studio's previews use a smaller one
         self.segment_side: int | None = None
 
+    @property
+    def device(self) -> torch.device:
+        """The foreground estimator's device; a ``--device`` spec given as text (``auto``, ``cpu``)
+        is resolved on first use, so a run that writes only alpha never imports torch."""
+        if isinstance(self._device, str):
+            self._device = resolve_device(self._device)
+        return self._device
+
+    @device.setter
+    def device(self, value: torch.device | str) -> None:
+        self._device = value
+
     def describe(self) -> str:
+        solve = f"method: classical closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, float64, on the CPU"
+        if not self.want_foreground:
+            return solve + "; no foreground colour (only alpha is written)"
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
         where = "cpu (1 thread)" if self.device.type == "cpu" else device_name(self.device)
         clicks = ("clicks -> GrabCut trimap -> " if self.click_method == "grabcut" else "")
-        return (f"method: classical {clicks}closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, "
-                f"float64, on the CPU; foreground colour (Germer et al.) on {where}, float32")
+        return f"{solve.replace('classical ', 'classical ' + clicks, 1)}; foreground colour (Germer et al.) on {where}, float32"
 
     def alpha(self, job) -> np.ndarray:
         if job.kind == "trimap":
@@ -112,6 +141,8 @@ class ClassicalMethod(Method):
 def _chw_float(rgb: np.ndarray) -> torch.Tensor:
     """uint8 HxWx3 -> float 3xHxW in [0, 1]; read-only arrays (decoded video frames) are copied,
     as torch cannot wrap them."""
+    import torch
+
     return torch.from_numpy(np.require(rgb, requirements=("C", "W"))).permute(2, 0, 1).float() / 255.0
 
 
@@ -180,6 +211,8 @@ class LearnedMethod(Method):
 
     # -- preparing one job: (input crop box, image tensor 3xhxw, guidance tensor or None)
     def _prepare(self, job) -> tuple[tuple[int, int, int, int], torch.Tensor, torch.Tensor | None]:
+        import torch
+
         h, w = job.image.shape[:2]
         box = (0, h, 0, w)
         if job.kind == "trimap" and max(h, w) > LARGE_SIDE:
@@ -204,6 +237,8 @@ class LearnedMethod(Method):
 
     def _cues(self, job) -> dict[str, torch.Tensor]:
         """The job's extra cues as tensors, for a network that declares them (``model.cues``)."""
+        import torch
+
         accepted = getattr(self.model, "cues", ())
         found = {}
         for name, value in (getattr(job, "cues", None) or {}).items():
@@ -215,11 +250,13 @@ class LearnedMethod(Method):
         return found
 
     def _predict(self, batch: list) -> list:
+        import torch
+
         images = torch.stack([b[2] for b in batch]).to(self.device, non_blocking=True)
         guidance = None if batch[0][3] is None else torch.stack([b[3] for b in batch]).to(self.device)
         cues = {name: torch.stack([b[4][name] for b in batch]).to(self.device)
                 for name in batch[0][4] if all(name in b[4] for b in batch)}
-        with torch.no_grad(), torch.autocast(self.device.type, dtype=PRECISIONS[self.precision],
+        with torch.no_grad(), torch.autocast(self.device.type, dtype=getattr(torch, PRECISIONS[self.precision]),
                                              enabled=self.precision != "fp32"):
             if self.refine_patches is None:
                 out = self.model.predict(images, guidance, **cues)
@@ -302,12 +339,12 @@ def build_method(weights: str | os.PathLike | None, method: str, device: str, ba
                  click_method: str | None = None) -> Method:
     if click_radius is not None and not (0 <= click_radius <= MAX_CLICK_RADIUS):
         raise MatteError(f"--click-radius {click_radius:g}: give a radius from 0 to {MAX_CLICK_RADIUS} pixels")
-    dev = resolve_device(device)
     if weights is not None:
         if click_method is not None:
             raise MatteError(f"--click-method {click_method} applies to the weights-free method; a click network "
                              "reads clicks its own way (drop --click-method or --weights)")
-        return LearnedMethod(weights, dev, batch_size, precision, click_radius, refine_patches, infer_size)
+        return LearnedMethod(weights, resolve_device(device), batch_size, precision, click_radius, refine_patches,
+                             infer_size)
     if refine_patches is not None:
         raise MatteError("--refine-patches applies to click networks (--weights); the classical method has no "
                          "local refinement")
@@ -317,4 +354,6 @@ def build_method(weights: str | os.PathLike | None, method: str, device: str, ba
         raise MatteError(f"--method {method}: only 'classical' runs without --weights")
     if precision != "fp32":
         raise MatteError("--precision applies to trained networks; the classical method runs in float64/float32")
-    return ClassicalMethod(dev, click_radius, click_method or "grabcut")
+    # auto and cpu cannot fail, so they resolve when the foreground is first estimated (never, for alpha only)
+    lazy = (device or "").strip().lower() in LAZY_SPECS
+    return ClassicalMethod(device if lazy else resolve_device(device), click_radius, click_method or "grabcut")

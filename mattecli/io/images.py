@@ -288,8 +288,18 @@ def read_alpha_float(path: str | os.PathLike) -> np.ndarray:
 
 # --- encoding --------------------------------------------------------------------------
 
+#: PNG level 1 (compose's default) also takes zlib's run-length strategy and the Sub row filter:
+#: on composites, mattes and trimaps this encodes about twice as fast as level 1 with zlib's
+#: default strategy and adaptive filters; mattes and trimaps come out 4-20% smaller, smooth 1080p
+#: composites up to 5% larger (OpenCV 5.1; PNG is lossless: the pixels are the same either way).
+PNG_FAST_LEVEL = 1
+_PNG_FAST = [cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_SUB] \
+    if hasattr(cv2, "IMWRITE_PNG_FILTER") else []
+
+
 def encode_image(arr: np.ndarray, ext: str, png_compression: int = 3, jpeg_quality: int = 95) -> bytes:
-    """Encode an RGB/RGBA/grey uint8 or uint16 array to the format named by ``ext``."""
+    """Encode an RGB/RGBA/grey uint8 or uint16 array to the format named by ``ext``
+    (``png_compression`` 1 is the fast setting, see PNG_FAST_LEVEL)."""
     ext = ext.lower() if ext.startswith(".") else "." + ext.lower()
     if arr.ndim == 3 and arr.shape[2] == 3:
         arr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
@@ -298,6 +308,8 @@ def encode_image(arr: np.ndarray, ext: str, png_compression: int = 3, jpeg_quali
     params: list[int] = []
     if ext == ".png":
         params = [cv2.IMWRITE_PNG_COMPRESSION, png_compression]
+        if png_compression == PNG_FAST_LEVEL:
+            params += _PNG_FAST
     elif ext in (".jpg", ".jpeg"):
         params = [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality]
     elif ext == ".webp":

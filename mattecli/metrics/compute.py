@@ -67,15 +67,21 @@ def compute_metrics(pred: np.ndarray, gt: np.ndarray, trimap: np.ndarray,
         # refuse a prediction that is not masked), so its numbers are those of the masked prediction.
         p = clamp_known(p, np.asarray(trimap))
     scores: dict[str, float] = {}
+    if matlab and any(n in names for n in ("sad", "mse", "mad")):
+        # SAD, MSE and MAD read only the scored pixels: gather them once (the same values in the
+        # same order as masking each full-image difference, so the same sums)
+        p_in, g_in = p[unknown], g[unknown]
+        everywhere = np.ones(p_in.shape, bool)
     for name in names:
         if name == "sad":
-            scores[name] = sad(p, g, unknown if matlab else None)
+            scores[name] = sad(p_in, g_in, None) if matlab else sad(p, g, None)
         elif name == "mse":
-            scores[name] = mse(p, g, unknown, sum_over_all=not matlab)
+            scores[name] = mse(p_in, g_in, everywhere, sum_over_all=True) if matlab else \
+                mse(p, g, unknown, sum_over_all=True)
         elif name == "grad":
             scores[name] = gradient_error(p, g, unknown, convention)
         elif name == "mad":
-            scores[name] = mad(p, g, unknown)
+            scores[name] = mad(p_in, g_in, everywhere) if matlab else mad(p, g, unknown)
         else:
             scores[name] = connectivity_error(p, g, unknown, convention)
     return scores
