@@ -22,7 +22,6 @@ import math
 import os
 from pathlib import Path, PurePosixPath
 
-import numpy as np
 
 from mattecli.data.clicks import (DEFAULT_RADIUS, Click, Stroke, check_inside, click_maps,  # noqa: F401
                                   constraint_map, signed_click_map)
@@ -47,22 +46,23 @@ def coordinate(path: Path, where: str, name: str, value: object) -> float:
     return number
 
 
-def _number(value: object) -> bool:
-    return not isinstance(value, bool) and isinstance(value, (int, float)) and bool(np.isfinite(value))
-
-
 def _parse_stroke(path: Path, where: str, entry: dict) -> Stroke:
     label, radius, points = entry.get("label"), entry.get("radius"), entry["points"]
     if label not in LABELS:
         raise BadInput(path, f"{where}: label must be \"fg\" or \"bg\", not {label!r}")
-    if not _number(radius) or radius <= 0:
+    try:
+        brush = coordinate(path, where, "radius", radius)
+    except BadInput:
+        brush = 0.0
+    if brush <= 0:
         raise BadInput(path, f"{where}: a stroke needs a positive number \"radius\" (its brush radius in pixels)")
     if not isinstance(points, list) or not points:
         raise BadInput(path, f"{where}: \"points\" must be a non-empty list of [x, y] pairs")
     for p in points:
-        if not (isinstance(p, list) and len(p) == 2 and _number(p[0]) and _number(p[1])):
-            raise BadInput(path, f"{where}: stroke point {p!r} is not an [x, y] pair of numbers")
-    return Stroke(tuple((float(x), float(y)) for x, y in points), float(radius), LABELS[label])
+        if not (isinstance(p, list) and len(p) == 2):
+            raise BadInput(path, f"{where}: stroke point {str(p)[:40]} is not an [x, y] pair of numbers")
+    return Stroke(tuple((coordinate(path, where, "a stroke point's x", x),
+                         coordinate(path, where, "a stroke point's y", y)) for x, y in points), brush, LABELS[label])
 
 
 def _parse_click(path: Path, key: str, i: int, entry: object) -> Click | Stroke:
