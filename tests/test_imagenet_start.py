@@ -9,7 +9,6 @@ import hashlib
 import http.server
 import json
 import socket
-import sys
 import threading
 from pathlib import Path
 
@@ -19,11 +18,12 @@ from typer.testing import CliRunner
 
 from mattecli.backbones.imagenet import MIRROR_ENV, TORCHVISION, cache_dir, fetch_published
 from mattecli.backbones.vgg import CONV_INDICES, VGG16_LAYOUT
-from mattecli.cli.app import app, main
+from mattecli.cli.app import app
 from mattecli.data.samples import write_samples
 from mattecli.errors import MatteError
 from mattecli.io.checkpoint import load_checkpoint
 from mattecli.train.recipe import load_recipe
+from test_demo_and_progress import run_cli  # the console entry point: exit code and output
 
 PAPER = {"dim": "vgg16-397923af.pth", "shm": "resnet50-0676ba61.pth", "click": "resnet34-b627a593.pth"}
 #: small enough for one step a second: the paper recipes' networks on 32 px crops
@@ -129,18 +129,6 @@ def dataset(tmp_path_factory) -> Path:
                                  "--trimaps", "--trimap-iterations", "1-3", "--seed", "1", "-q", "--workers", "1"])
     assert r.exit_code == 0, r.output
     return root / "ds"
-
-
-def run_cli(capsys, monkeypatch, *args: str) -> tuple[int, str]:
-    """The console entry point (one red line, exit 2 on user errors), its output."""
-    monkeypatch.setattr(sys, "argv", ["mattecli", *args])
-    code = 0
-    try:
-        main()
-    except SystemExit as exc:
-        code = exc.code
-    captured = capsys.readouterr()
-    return code, captured.err + captured.out
 
 
 def train_args(family: str, dataset: Path, out: Path, *extra: str) -> list[str]:
