@@ -31,7 +31,6 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-import click
 import pytest
 import torch
 import typer
@@ -60,7 +59,7 @@ def command_paths() -> list[tuple[str, ...]]:
     """Every command and group of the application, as the words after ``mattecli``."""
     paths: list[tuple[str, ...]] = []
 
-    def walk(command: click.Command, path: tuple[str, ...]) -> None:
+    def walk(command: typer.core.TyperGroup, path: tuple[str, ...]) -> None:
         paths.append(path)
         for name, sub in sorted(getattr(command, "commands", {}).items()):
             walk(sub, (*path, name))
@@ -209,7 +208,7 @@ def test_fixed_value_options_list_their_choices_and_name_them_when_wrong():
         cmd = command
         for word in path:
             cmd = cmd.commands[word]
-        ctx = click.Context(cmd)
+        ctx = cmd.context_class(cmd)
         option = next(p for p in cmd.get_params(ctx) if flag in p.opts or flag == p.name)
         return tuple(c.value for c in option.shell_complete(ctx, ""))
 
@@ -246,7 +245,7 @@ def test_short_out_flag_on_every_command_that_has_out():
         cmd = command
         for word in path:
             cmd = cmd.commands[word]
-        for param in cmd.get_params(click.Context(cmd)):
+        for param in cmd.get_params(cmd.context_class(cmd)):
             if "--out" in param.opts and "-o" not in param.opts:
                 missing.append(" ".join(path))
     assert not missing, missing
