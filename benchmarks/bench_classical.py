@@ -56,6 +56,8 @@ def main() -> None:
                     help="end to end: alternate pymatting and mattecli this many times (A/B/A/B against load drift)")
     ap.add_argument("--e2e-only", action="store_true",
                     help="only the end-to-end comparison (pymatting warmed up on one image first)")
+    ap.add_argument("--workers", type=int, default=None,
+                    help="end to end: `matte --workers` (default: the CLI's, every core; 1: a single process)")
     ap.add_argument("--no-jit-probe", dest="jit_probe", action="store_false",
                     help="skip timing pymatting's cold start (numba compilation in a fresh process)")
     args = ap.parse_args()
@@ -82,7 +84,7 @@ def main() -> None:
     if args.e2e_only:
         img, tri = read_rgb(args.data / "image" / names[0]), read_alpha(args.data / args.trimap / names[0])
         estimate_alpha_cf(img / 255.0, tri / 255.0)  # compile (or load) the numba code outside the timing
-        end_to_end(args.data, args.trimap, names, None, args.rounds)
+        end_to_end(args.data, args.trimap, names, None, args.rounds, args.workers)
         return
     for name in names:
         img = read_rgb(args.data / "image" / name)
@@ -110,14 +112,28 @@ def main() -> None:
               f"{np.mean([r[wi] for r in rows]):.3f} | {np.mean([r[ci] for r in rows]):.3f} | "
               f"{np.mean([r[fi] for r in rows]):.3f} |")
     if args.e2e:
-        end_to_end(args.data, args.trimap, names, rows, args.rounds)
+        end_to_end(args.data, args.trimap, names, rows, args.rounds, args.workers)
     speed = [r[6] / r[5] for r in rows]
     print(f"\nCPU-time speed-up per image: mean {np.mean(speed):.2f}x, min {min(speed):.2f}x, max {max(speed):.2f}x; "
           f"ratio of mean times {np.mean([r[6] for r in rows]) / np.mean([r[5] for r in rows]):.2f}x; "
           f"largest alpha difference {max(r[-1] for r in rows):.1e}")
 
 
-def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list, rounds: int = 1) -> None:
+def file_metrics(folder: Path, data: Path, trimap_dir: str, names: list[str]) -> np.ndarray:
+    """Mean SAD/MSE/Grad/Conn (MATLAB conventions, unknown region) of the alpha PNGs in ``folder``."""
+    from mattecli.io.images import read_alpha
+    from mattecli.metrics import compute_metrics
+
+    rows = []
+    for name in names:
+        m = compute_metrics(read_alpha(folder / name), read_alpha(data / "alpha" / name),
+                            read_alpha(data / trimap_dir / name))
+        rows.append([m["sad"], m["mse"], m["grad"], m["conn"]])
+    return np.mean(rows, axis=0)
+
+
+def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list, rounds: int = 1,
+               workers: int | None = None) -> None:
     """Wall time, files in and alpha PNGs out: the mattecli CLI (fresh process) vs pymatting warm,
     alternated ``rounds`` times (pymatting, mattecli, pymatting, ...) so load drift hits both."""
     import shutil
@@ -141,7 +157,8 @@ def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list, rounds
             pym, pym_cpu = time.perf_counter() - start, time.process_time() - cpu_start
             start, before = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
             subprocess.run([sys.executable, "-m", "mattecli", "matte", str(root / "images"), "--trimap",
-                            str(root / "trimaps"), "--out", str(root / f"ours{r}"), "--output", "alpha"],
+                            str(root / "trimaps"), "--out", str(root / f"ours{r}"), "--output", "alpha",
+                            *(["--workers", str(workers)] if workers else [])],
                            check=True, capture_output=True)
             ours, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
             ours_cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
@@ -149,6 +166,11 @@ def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list, rounds
             print(f"end to end, round {r + 1}: mattecli CLI {ours:.1f} s (CPU {ours_cpu:.1f} s), pymatting {pym:.1f} s "
                   f"(CPU {pym_cpu:.1f} s): {pym / ours:.2f}x wall, {pym_cpu / ours_cpu:.2f}x CPU "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+        # the written files, scored: the end-to-end run must be as accurate as pymatting's
+        for label, folder in (("mattecli CLI", root / "ours0"), ("pymatting", root / "pym0")):
+            m = file_metrics(folder, data, trimap_dir, names)
+            print(f"end to end, files written by {label}: SAD {m[0]:.4f}, MSE {m[1]:.6f}, Grad {m[2]:.4f}, "
+                  f"Conn {m[3]:.4f}")
     ours, pym = sum(t[0] for t in times), sum(t[1] for t in times)
     solve = f"; solve only (wall, mean times): {np.mean([r[4] for r in rows]) / np.mean([r[3] for r in rows]):.2f}x" \
         if rows else ""

@@ -78,6 +78,10 @@ def register(app: typer.Typer) -> None:
         bg_image: Optional[Path] = typer.Option(None, "--bg-image", help="comp background image (scaled up if smaller, "
                                                                          "cropped from the top left)."),
         alpha_16bit: bool = typer.Option(False, "--alpha-16bit", help="Write alpha as 16-bit PNG."),
+        workers: Optional[int] = typer.Option(None, "--workers", "-j", min=1,
+                                              help="The classical method: processes that solve images side by side "
+                                                   "(default: all cores; each holds one image's sparse system in "
+                                                   "memory). Not with --weights, which batches on one device."),
         overwrite: bool = typer.Option(False, "--overwrite", help="Redo images whose outputs already exist."),
         shard: str = typer.Option("1/1", "--shard", help="I/N: process only block I of N (1-based)."),
         max_pixels: Optional[int] = max_pixels_option(),
@@ -108,8 +112,10 @@ def register(app: typer.Typer) -> None:
         refuse_unless(weights is not None, "--weights (the classical method mattes one image at a time)",
                       batch_size=batch_size)
         refuse_unless(clicks is not None, "--clicks", click_method=click_method)
+        refuse_unless(weights is None, "the classical method (without --weights)", workers=workers)
         runner = build_method(weights, method or "classical", device, batch_size or 4, precision, click_radius,
-                              refine_patches=refine_patches, infer_size=infer_size, click_method=click_method)
+                              refine_patches=refine_patches, infer_size=infer_size, click_method=click_method,
+                              workers=workers)
         plan = plan_matte(options, runner)  # every setup error before any output
         console.print(runner.describe())
         with progress("img") as bar:

@@ -20,11 +20,12 @@ from mattecli.compose.inputs import Foreground, Problems, find_foregrounds, read
 from mattecli.compose.layout import SAMPLES_DIR
 from mattecli.compose.options import DEFAULT_PER_FG, SAMPLES_PER_FG, ComposeOptions
 from mattecli.compose.plan import Composite, assign_backgrounds, chunk, per_fg_count, plan_digest
-from mattecli.compose.worker import Job, Outcome, init_worker, run_task
+from mattecli.compose.worker import Job, Outcome, run_task
 from mattecli.data.backgrounds import BackgroundSource, open_source, samples_source
 from mattecli.data.composite import CONVENTIONS
 from mattecli.errors import MatteError
 from mattecli.io import atomic
+from mattecli.parallel import single_threaded_worker
 from mattecli.shards import shard_range
 
 
@@ -143,7 +144,7 @@ def _work(job: Job, foregrounds: list[Foreground], tasks: list[list[Composite]],
     threads = cv2.getNumThreads()
     cv2.setNumThreads(1)  # as in the spawned workers: the processes are the parallelism
     try:
-        with ctx.Pool(helpers, initializer=init_worker) as pool:
+        with ctx.Pool(helpers, initializer=single_threaded_worker) as pool:
             running: list = []
 
             def hand_out() -> None:  # two tasks queued per helper: it never waits for this process

@@ -50,13 +50,6 @@ class Outcome:
     upscaled: bool = False
 
 
-def init_worker() -> None:
-    """Pool initialiser: one OpenCV thread per process (the pool is the parallelism)."""
-    import cv2
-
-    cv2.setNumThreads(1)
-
-
 def _place(src: Path, dst: Path, link: bool) -> None:
     """Hard-link (or copy) ``src`` to ``dst`` atomically; a link costs no space or time.
 

@@ -79,8 +79,11 @@ class ClassicalMethod(Method):
     name = "the classical method"
     guidance_kinds = ("trimap", "clicks", "background")
 
-    def __init__(self, device: torch.device | str, click_radius: float | None = None, click_method: str = "grabcut") -> None:
+    def __init__(self, device: torch.device | str, click_radius: float | None = None, click_method: str = "grabcut",
+                 workers: int | None = 1) -> None:
         super().__init__(device)
+        #: processes that solve images side by side (None: every core); 1 solves in this process
+        self.workers = workers
         if click_method not in CLICK_METHODS:
             raise MatteError(f"--click-method {click_method}: choose from {', '.join(CLICK_METHODS)}")
         self.click_radius = DEFAULT_RADIUS if click_radius is None else click_radius
@@ -101,7 +104,11 @@ class ClassicalMethod(Method):
         self._device = value
 
     def describe(self) -> str:
-        solve = f"method: classical closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, float64, on the CPU"
+        from mattecli.parallel import default_workers
+
+        workers = default_workers(self.workers)
+        solve = (f"method: classical closed-form matting (Levin et al.), {solver_backend()} sparse Cholesky, float64, "
+                 f"on the CPU{f' ({workers} processes)' if workers > 1 else ''}")
         if not self.want_foreground:
             return solve + "; no foreground colour (only alpha is written)"
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
@@ -110,32 +117,54 @@ class ClassicalMethod(Method):
         return f"{solve.replace('classical ', 'classical ' + clicks, 1)}; foreground colour (Germer et al.) on {where}, float32"
 
     def alpha(self, job) -> np.ndarray:
-        if job.kind == "trimap":
-            return closed_form_alpha(job.image, trimap=job.guidance)
-        if job.kind == "clicks" and self.click_method == "grabcut":
-            from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap_alpha
-
-            settings = ClickTrimapSettings() if self.segment_side is None else ClickTrimapSettings(work_side=self.segment_side)
-            return click_trimap_alpha(job.image, job.guidance, self.click_radius, settings, path=job.item.path)
-        if job.kind == "clicks":
-            h, w = job.image.shape[:2]
-            labels = constraint_map(job.guidance, h, w, self.click_radius, path=job.item.path)
-            if not np.any(labels == FOREGROUND):
-                raise BadInput(job.item.path, "its clicks mark no foreground (add a click with \"label\": \"fg\")")
-            if not np.any(labels == BACKGROUND):
-                raise BadInput(job.item.path, "its clicks mark no background (add a click with \"label\": \"bg\"); "
-                                              "with foreground clicks alone every pixel would be opaque")
-            return closed_form_alpha(job.image, constraints=labels)
-        from mattecli.inference.plate import trimap_from_plate
-
-        return closed_form_alpha(job.image, trimap=trimap_from_plate(job.image, job.guidance))
+        return classical_alpha(job.kind, job.image, job.guidance, job.item.path, self.click_radius,
+                               self.click_method, self.segment_side)
 
     def run(self, jobs: Iterable) -> Iterator:
-        for job in jobs:
-            try:
-                yield job, (self.alpha(job), None)
-            except (MatteError, ValueError) as exc:
-                yield job, exc
+        """Images solved in ``self.workers`` spawned processes (in-process with one); the jobs
+        come back in their order, a failing image as its exception."""
+        from mattecli.parallel import default_workers, ordered_map
+
+        settings = (self.click_radius, self.click_method, self.segment_side)
+        tasks = ((job, (job.kind, job.image, job.guidance, job.item.path, *settings)) for job in jobs)
+        died = "the worker process matting it died (out of memory? try --workers 1 or a smaller --max-pixels)"
+        for job, (alpha, problem) in ordered_map(_classical_task, tasks, default_workers(self.workers),
+                                                 crashed=lambda job, exc: (None, f"{job.item.path}: {died}")):
+            yield job, (MatteError(problem) if problem is not None else (alpha, None))
+
+
+def classical_alpha(kind: str, image: np.ndarray, guidance, path, click_radius: float, click_method: str,
+                    segment_side: int | None = None) -> np.ndarray:
+    """The classical method's alpha for one image and its guidance (see ``ClassicalMethod``)."""
+    if kind == "trimap":
+        return closed_form_alpha(image, trimap=guidance)
+    if kind == "clicks" and click_method == "grabcut":
+        from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap_alpha
+
+        settings = ClickTrimapSettings() if segment_side is None else ClickTrimapSettings(work_side=segment_side)
+        return click_trimap_alpha(image, guidance, click_radius, settings, path=path)
+    if kind == "clicks":
+        h, w = image.shape[:2]
+        labels = constraint_map(guidance, h, w, click_radius, path=path)
+        if not np.any(labels == FOREGROUND):
+            raise BadInput(path, "its clicks mark no foreground (add a click with \"label\": \"fg\")")
+        if not np.any(labels == BACKGROUND):
+            raise BadInput(path, "its clicks mark no background (add a click with \"label\": \"bg\"); "
+                                 "with foreground clicks alone every pixel would be opaque")
+        return closed_form_alpha(image, constraints=labels)
+    from mattecli.inference.plate import trimap_from_plate
+
+    return closed_form_alpha(image, trimap=trimap_from_plate(image, guidance))
+
+
+def _classical_task(task: tuple) -> tuple[np.ndarray | None, str | None]:
+    """One image in a worker process: ``(alpha, None)``, or ``(None, the one-line problem)``
+    (exceptions of our own types do not all survive pickling)."""
+    kind, image, guidance, path, *settings = task
+    try:
+        return classical_alpha(kind, image, guidance, path, *settings), None
+    except (MatteError, ValueError) as exc:
+        return None, str(exc)
 
 
 def _chw_float(rgb: np.ndarray) -> torch.Tensor:
@@ -336,7 +365,9 @@ MAX_CLICK_RADIUS = 100_000
 def build_method(weights: str | os.PathLike | None, method: str, device: str, batch_size: int = 1,
                  precision: str = "fp32", click_radius: float | None = None,
                  refine_patches: int | None = None, infer_size: int | None = None,
-                 click_method: str | None = None) -> Method:
+                 click_method: str | None = None, workers: int | None = 1) -> Method:
+    """The method ``matte`` runs: a trained network (``weights``) or the classical one, which
+    solves ``workers`` images side by side in spawned processes (None: every core)."""
     if click_radius is not None and not (0 <= click_radius <= MAX_CLICK_RADIUS):
         raise MatteError(f"--click-radius {click_radius:g}: give a radius from 0 to {MAX_CLICK_RADIUS} pixels")
     if weights is not None:
@@ -356,4 +387,5 @@ def build_method(weights: str | os.PathLike | None, method: str, device: str, ba
         raise MatteError("--precision applies to trained networks; the classical method runs in float64/float32")
     # auto and cpu cannot fail, so they resolve when the foreground is first estimated (never, for alpha only)
     lazy = (device or "").strip().lower() in LAZY_SPECS
-    return ClassicalMethod(device if lazy else resolve_device(device), click_radius, click_method or "grabcut")
+    return ClassicalMethod(device if lazy else resolve_device(device), click_radius, click_method or "grabcut",
+                           workers)

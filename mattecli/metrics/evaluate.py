@@ -17,6 +17,7 @@ from mattecli.errors import BadInput, MatteError
 from mattecli.io.images import read_raw, to_uint8
 from mattecli.metrics.compute import DEFAULT_METRICS, check_metric_names, compute_metrics
 from mattecli.metrics.pairing import EvalItem
+from mattecli.parallel import single_threaded_worker
 
 
 @dataclass
@@ -133,12 +134,6 @@ def score_item(item: EvalItem, metrics: Sequence[str] = DEFAULT_METRICS, convent
 
 # --- many items ----------------------------------------------------------------------------
 
-def _init_worker() -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already; OpenCV threads would only contend
-
-
 def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = DEFAULT_METRICS,
                    convention: str = "matlab", workers: int | None = None,
                    on_result: Callable[[ItemResult], None] | None = None, region: str = "unknown") -> EvalReport:
@@ -156,7 +151,7 @@ def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = DEFAULT_M
         pool = None
     else:
         # spawn, not fork: the caller may hold threads (OpenCV, torch) that fork would copy mid-flight
-        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=_init_worker)
+        pool = multiprocessing.get_context("spawn").Pool(workers, initializer=single_threaded_worker)
         chunk = max(1, min(16, len(items) // (workers * 8)))
         stream = pool.imap(score, items, chunksize=chunk)
     try:
