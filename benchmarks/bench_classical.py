@@ -167,7 +167,7 @@ def end_to_end(data: Path, trimap_dir: str, names: list[str], rows: list, rounds
                   f"(CPU {pym_cpu:.1f} s): {pym / ours:.2f}x wall, {pym_cpu / ours_cpu:.2f}x CPU "
                   f"(load average {os.getloadavg()[0]:.1f})", flush=True)
         # the written files, scored: the end-to-end run must be as accurate as pymatting's
-        for label, folder in (("mattecli CLI", root / "ours0"), ("pymatting", root / "pym0")):
+        for label, folder in (("mattecli CLI", root / "ours0" / "alpha"), ("pymatting", root / "pym0")):
             m = file_metrics(folder, data, trimap_dir, names)
             print(f"end to end, files written by {label}: SAD {m[0]:.4f}, MSE {m[1]:.6f}, Grad {m[2]:.4f}, "
                   f"Conn {m[3]:.4f}")

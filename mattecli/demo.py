@@ -97,7 +97,7 @@ def run_demo(out: Path, seed: int = 0, workers: int | None = None, say: Callable
     matte_dir = out / "matte"
     options = MatteOptions(input=dataset / "merged", out=matte_dir, outputs=("alpha", "rgba", "comp"),
                            trimap=dataset / "trimap")
-    method = build_method(None, "classical", "cpu")
+    method = build_method(None, "classical", "cpu", workers=workers)
     with progress("img", disable=not show_progress) as bar:
         task = bar.add_task("matte (closed form)", total=None)
         summary = run_matte(options, method, on_start=lambda n: bar.update(task, total=n),
