@@ -84,7 +84,7 @@ def main() -> None:
     untrained = build_model("bgm", family.model_config(flat)).eval()
     run = args.out / "run"
     cpu0, t0 = time.process_time(), time.perf_counter()
-    result = train("bgm", recipe, splits["train"], run, stage="adobe", val_dir=splits["val"], device=args.device,
+    result = train(get_family("bgm"), recipe, splits["train"], run, stage="adobe", val_dir=splits["val"], device=args.device,
                    resume=(run / "adobe" / "last.pt").is_file(), show_progress=False)
     seconds, cpu = time.perf_counter() - t0, time.process_time() - cpu0
     trained, ckpt = load_model(run / "adobe" / "best.pt")

@@ -45,6 +45,7 @@ from mattecli.inference.clicks import write_clicks  # noqa: E402
 from mattecli.inference.closed_form import closed_form_alpha  # noqa: E402
 from mattecli.io.images import read_alpha_float  # noqa: E402
 from mattecli.train.engine import train  # noqa: E402
+from mattecli.families.registry import get_family  # noqa: E402
 from mattecli.train.logging import read_log  # noqa: E402
 from mattecli.train.recipe import load_recipe, parse_value, set_key  # noqa: E402
 
@@ -156,7 +157,7 @@ def main() -> None:
     if not (args.keep and ((run / "best.pt").is_file() or args.weights)):
         shutil.rmtree(run, ignore_errors=True)
         t0, c0 = time.perf_counter(), time.process_time()
-        train("click", recipe, splits["train"], run, stage="all", val_dir=splits["val"], device=args.device,
+        train(get_family("click"), recipe, splits["train"], run, stage="all", val_dir=splits["val"], device=args.device,
               show_progress=sys.stderr.isatty())
         (out / "train_time.json").write_text(json.dumps({"wall_s": time.perf_counter() - t0,
                                                          "process_cpu_s": time.process_time() - c0}))

@@ -160,7 +160,7 @@ def main() -> None:
     else:
         shutil.rmtree(run, ignore_errors=True)
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
-        result = train("dim", recipe, splits["train"], run, stage=args.stage, val_dir=splits["val"],
+        result = train(get_family("dim"), recipe, splits["train"], run, stage=args.stage, val_dir=splits["val"],
                        device=args.device, show_progress=sys.stderr.isatty())
         train_cpu, train_wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
         summaries = {s.stage: json.loads((run / s.stage / "summary.json").read_text()) for s in result.stages}

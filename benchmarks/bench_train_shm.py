@@ -135,7 +135,7 @@ def main() -> None:
 
     run_dir = args.out / "run"
     cpu0, t0 = cpu_seconds(), time.perf_counter()
-    result = train("shm", recipe, splits["train"], run_dir, stage="all", val_dir=splits["val"],
+    result = train(get_family("shm"), recipe, splits["train"], run_dir, stage="all", val_dir=splits["val"],
                    resume=(run_dir / "tnet" / "last.pt").is_file(), device=args.device, show_progress=False)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
     pretrained, _ = load_model(run_dir / "mnet" / "best.pt")

@@ -135,9 +135,9 @@ def test_resume_matches_an_uninterrupted_run(data, teacher, tmp_path, stage):
     extra = [f'stages.real.teacher="{teacher}"', "d_every=2"]
     r = build_recipe("bgm-quick", TINY + extra + [f"stages.{stage}.iters=3"], {})
     source = data["adobe"] if stage == "adobe" else data["captures"]
-    train("bgm", r, source, tmp_path / "a", stage=stage, show_progress=False)
-    train("bgm", r, source, tmp_path / "b", stage=stage, show_progress=False, stop_after=2)
-    train("bgm", r, source, tmp_path / "b", stage=stage, show_progress=False, resume=True)
+    train(get_family("bgm"), r, source, tmp_path / "a", stage=stage, show_progress=False)
+    train(get_family("bgm"), r, source, tmp_path / "b", stage=stage, show_progress=False, stop_after=2)
+    train(get_family("bgm"), r, source, tmp_path / "b", stage=stage, show_progress=False, resume=True)
     a, b = _weights(tmp_path / "a" / stage / "last.pt"), _weights(tmp_path / "b" / stage / "last.pt")
     for k in a:
         if torch.is_tensor(a[k]):

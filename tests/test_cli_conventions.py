@@ -14,6 +14,7 @@ import train_tiny_family  # noqa: F401  (registers the tiny family)
 from mattecli.cli.app import main
 from mattecli.io.images import write_image
 from mattecli.train.engine import train
+from mattecli.families.registry import get_family  # noqa: E402
 
 
 def cli(monkeypatch, capsys, *args: object) -> tuple[int, str]:
@@ -113,7 +114,7 @@ def test_matte_warns_once_per_run_about_trimaps_off_the_three_levels(tmp_path, m
 
 def test_without_progress_display_training_prints_a_loss_line_every_n_steps(tmp_path, capsys):
     recipe = {"lr": 0.01, "iters": 5, "batch_size": 2, "checkpoint_every": 5, "log_every": 1, "train_samples": 10}
-    train("tiny", recipe, ".", tmp_path / "run", stage="base", device="cpu", show_progress=False, print_every=2)
+    train(get_family("tiny"), recipe, ".", tmp_path / "run", stage="base", device="cpu", show_progress=False, print_every=2)
     lines = [line for line in capsys.readouterr().err.splitlines() if " loss " in line]  # the console is stderr
     assert [line.split(" loss ")[0] for line in lines] == ["tiny base step 2/5", "tiny base step 4/5",
                                                            "tiny base step 5/5"]
@@ -123,7 +124,7 @@ def test_without_progress_display_training_prints_a_loss_line_every_n_steps(tmp_
         step = int(line.split(" step ")[1].split("/")[0])
         assert float(line.split(" loss ")[1].split()[0]) == pytest.approx(losses[step], abs=1e-4)
     # with the live display, no plain lines
-    train("tiny", recipe, ".", tmp_path / "run2", stage="base", device="cpu", show_progress=True, print_every=2)
+    train(get_family("tiny"), recipe, ".", tmp_path / "run2", stage="base", device="cpu", show_progress=True, print_every=2)
     assert "tiny base step" not in capsys.readouterr().err
 
 

@@ -366,12 +366,13 @@ RECIPE = {"family": "click", "lr": 1e-3, "batch_size": 2, "iters": 2, "checkpoin
 def test_resume_equals_uninterrupted(dataset, tmp_path):
     from mattecli.io.checkpoint import load_checkpoint
     from mattecli.train.engine import train
+    from mattecli.families.registry import get_family  # noqa: E402
     from mattecli.train.logging import read_log
 
     kwargs = dict(stage="matting", device="cpu", show_progress=False)
-    whole = train("click", RECIPE, dataset, tmp_path / "whole", **kwargs)
-    train("click", RECIPE, dataset, tmp_path / "part", stop_after=1, **kwargs)
-    resumed = train("click", RECIPE, dataset, tmp_path / "part", resume=True, **kwargs)
+    whole = train(get_family("click"), RECIPE, dataset, tmp_path / "whole", **kwargs)
+    train(get_family("click"), RECIPE, dataset, tmp_path / "part", stop_after=1, **kwargs)
+    resumed = train(get_family("click"), RECIPE, dataset, tmp_path / "part", resume=True, **kwargs)
     a = load_checkpoint(whole.stages[0].last_path)["model"]
     b = load_checkpoint(resumed.stages[0].last_path)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

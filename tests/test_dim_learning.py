@@ -11,6 +11,7 @@ import pytest
 from mattecli.data.samples import write_samples
 from mattecli.families.dim.model import DeepImageMatting
 from mattecli.train.engine import train
+from mattecli.families.registry import get_family  # noqa: E402
 from mattecli.train.logging import read_log
 from mattecli.train.recipe import load_recipe
 
@@ -29,7 +30,7 @@ def varied(tmp_path_factory):
 
 def alpha_losses(run, data) -> np.ndarray:
     """The training alpha loss of every step of dim-quick's encoder stage at test size."""
-    train("dim", {**load_recipe("dim-quick"), **TEST_SIZE}, data, run, stage="encoder", device="cpu",
+    train(get_family("dim"), {**load_recipe("dim-quick"), **TEST_SIZE}, data, run, stage="encoder", device="cpu",
           show_progress=False)
     return np.array([r["alpha"] for r in read_log(run / "encoder" / "log.jsonl") if r["kind"] == "train"])
 

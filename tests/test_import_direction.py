@@ -76,3 +76,14 @@ def test_allowed_imports_pass(tmp_path):
                                        "def f():\n    from mattecli.data.trimap import UNKNOWN\n")
     (root / "tensors.py").write_text("import torch\n")
     assert violations(root) == []
+
+
+def test_the_training_engine_is_handed_a_family():
+    """mattecli.train looks nothing up in the family registry above it: the caller hands it one."""
+    bad = []
+    for path in sorted((PACKAGE / "train").rglob("*.py")):
+        rel = path.relative_to(PACKAGE.parent).with_suffix("")
+        for line, module in imported_modules(path, ".".join(rel.parts[:-1])):
+            if layer_of(module) == "families":
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line} imports {module}")
+    assert bad == []

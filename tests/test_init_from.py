@@ -10,6 +10,7 @@ import train_tiny_family as tiny
 from mattecli.errors import MatteError
 from mattecli.io.checkpoint import load_checkpoint, save_checkpoint
 from mattecli.train.engine import train
+from mattecli.families.registry import get_family  # noqa: E402
 
 BASE = {"iters": 3, "batch_size": 2, "checkpoint_every": 3, "log_every": 1, "train_samples": 6}
 
@@ -28,7 +29,7 @@ def _source(path, family="tiny"):
 def test_init_from_loads_weights_and_starts_a_fresh_optimiser(tmp_path):
     src = _source(tmp_path / "src.pt")
     # lr 1e-30: updates vanish in float32, so the weights stay exactly what --init-from gave
-    train("tiny", {**BASE, "lr": 1e-30}, ".", tmp_path / "a", stage="base", device="cpu", show_progress=False,
+    train(get_family("tiny"), {**BASE, "lr": 1e-30}, ".", tmp_path / "a", stage="base", device="cpu", show_progress=False,
           init_from=tmp_path / "src.pt")
     last = load_checkpoint(tmp_path / "a" / "base" / "last.pt")
     for k, v in src.items():
@@ -36,9 +37,9 @@ def test_init_from_loads_weights_and_starts_a_fresh_optimiser(tmp_path):
     assert last["step"] == 3
     assert all(int(s["step"]) == 3 for s in last["optimizer"]["state"].values())  # not a resumed optimiser
     # with a learning rate it trains on from there; without --init-from it starts elsewhere
-    train("tiny", {**BASE, "lr": 0.01}, ".", tmp_path / "b", stage="base", device="cpu", show_progress=False,
+    train(get_family("tiny"), {**BASE, "lr": 0.01}, ".", tmp_path / "b", stage="base", device="cpu", show_progress=False,
           init_from=tmp_path / "src.pt")
-    train("tiny", {**BASE, "lr": 0.01}, ".", tmp_path / "c", stage="base", device="cpu", show_progress=False)
+    train(get_family("tiny"), {**BASE, "lr": 0.01}, ".", tmp_path / "c", stage="base", device="cpu", show_progress=False)
     b = load_checkpoint(tmp_path / "b" / "base" / "last.pt")["model"]
     c = load_checkpoint(tmp_path / "c" / "base" / "last.pt")["model"]
     w = "body.0.weight"
@@ -48,7 +49,7 @@ def test_init_from_loads_weights_and_starts_a_fresh_optimiser(tmp_path):
 def test_init_from_refuses_another_family(tmp_path):
     _source(tmp_path / "dim.pt", family="dim")
     with pytest.raises(MatteError, match=r"a 'dim' checkpoint; --init-from needs a 'tiny' one"):
-        train("tiny", {**BASE, "lr": 1e-30}, ".", tmp_path / "a", stage="base", device="cpu", show_progress=False,
+        train(get_family("tiny"), {**BASE, "lr": 1e-30}, ".", tmp_path / "a", stage="base", device="cpu", show_progress=False,
               init_from=tmp_path / "dim.pt")
     assert not (tmp_path / "a").exists()
 
@@ -74,7 +75,7 @@ def test_cli_init_from_errors_are_one_line(tmp_path, monkeypatch, capsys):
 def test_weights_info_of_a_trained_checkpoint(tmp_path):
     from mattecli.weights.info import checkpoint_info
 
-    train("tiny", {**BASE, "lr": 0.01, "val_every": 0}, ".", tmp_path / "r", stage="base", val_dir=".",
+    train(get_family("tiny"), {**BASE, "lr": 0.01, "val_every": 0}, ".", tmp_path / "r", stage="base", val_dir=".",
           device="cpu", show_progress=False)
     info = checkpoint_info(tmp_path / "r" / "base" / "best.pt")
     assert info["family"] == "tiny" and info["stage"] == "base" and info["guidance"] == "trimap"

@@ -364,9 +364,10 @@ def test_checkpoint_problems_are_one_line_naming_the_file(tmp_path):
 def _tiny_run(run_dir: Path, **kwargs):
     import train_tiny_family  # noqa: F401 - registers the family
     from mattecli.train.engine import train
+    from mattecli.families.registry import get_family  # noqa: E402
 
     recipe = {"lr": 0.01, "iters": 4, "batch_size": 2, "checkpoint_every": 2, "log_every": 1, "train_samples": 6}
-    return train("tiny", recipe, ".", run_dir, stage="base", device="cpu", show_progress=False, **kwargs)
+    return train(get_family("tiny"), recipe, ".", run_dir, stage="base", device="cpu", show_progress=False, **kwargs)
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -100,11 +100,11 @@ def test_stages_chain_and_checkpoint_rebuilds_the_network(trained):
 
 def test_resume_equals_uninterrupted(datasets, tmp_path):
     recipe = _recipe(iters=3)
-    train("shm", recipe, datasets["train"], tmp_path / "a", stage="e2e", device="cpu", show_progress=False)
-    train("shm", recipe, datasets["train"], tmp_path / "b", stage="e2e", device="cpu", show_progress=False,
+    train(get_family("shm"), recipe, datasets["train"], tmp_path / "a", stage="e2e", device="cpu", show_progress=False)
+    train(get_family("shm"), recipe, datasets["train"], tmp_path / "b", stage="e2e", device="cpu", show_progress=False,
           stop_after=1)
     assert load_checkpoint(tmp_path / "b" / "e2e" / "last.pt")["step"] == 1
-    train("shm", recipe, datasets["train"], tmp_path / "b", stage="e2e", device="cpu", show_progress=False,
+    train(get_family("shm"), recipe, datasets["train"], tmp_path / "b", stage="e2e", device="cpu", show_progress=False,
           resume=True)
     a = load_checkpoint(tmp_path / "a" / "e2e" / "last.pt")["model"]
     b = load_checkpoint(tmp_path / "b" / "e2e" / "last.pt")["model"]

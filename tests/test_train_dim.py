@@ -20,6 +20,7 @@ from mattecli.io.checkpoint import load_checkpoint
 from mattecli.io.images import read_alpha, read_rgb
 from mattecli.families.registry import load_model
 from mattecli.train.engine import train
+from mattecli.families.registry import get_family  # noqa: E402
 from mattecli.train.logging import read_log
 
 #: small enough for a few steps a second on CPU: 32 px inputs from 48/64 px crops
@@ -101,9 +102,9 @@ def test_dim_resume_equals_uninterrupted(datasets, tmp_path):
     recipe = {"family": "dim", "lr": 1e-4, "batch_size": 1, "iters": 4, "checkpoint_every": 2, "input_size": 32,
               "crop_sizes": [48, 64], "trimap_iterations": [1, 3], "workers": 0, "seed": 3}
     kwargs = dict(stage="encoder", device="cpu", show_progress=False)
-    whole = train("dim", recipe, datasets["train"], tmp_path / "whole", **kwargs)
-    train("dim", recipe, datasets["train"], tmp_path / "part", stop_after=3, **kwargs)
-    resumed = train("dim", recipe, datasets["train"], tmp_path / "part", resume=True, **kwargs)
+    whole = train(get_family("dim"), recipe, datasets["train"], tmp_path / "whole", **kwargs)
+    train(get_family("dim"), recipe, datasets["train"], tmp_path / "part", stop_after=3, **kwargs)
+    resumed = train(get_family("dim"), recipe, datasets["train"], tmp_path / "part", resume=True, **kwargs)
     a = load_checkpoint(whole.stages[0].last_path)["model"]
     b = load_checkpoint(resumed.stages[0].last_path)["model"]
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

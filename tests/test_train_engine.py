@@ -20,6 +20,7 @@ from mattecli.io.checkpoint import load_checkpoint
 from mattecli.families.registry import load_model
 from mattecli.train import checkpoints as ckpts
 from mattecli.train.engine import train
+from mattecli.families.registry import get_family  # noqa: E402
 from mattecli.train.logging import read_log
 
 BASE = {"lr": 0.01, "iters": 12, "batch_size": 2, "checkpoint_every": 4, "log_every": 1, "train_samples": 10}
@@ -27,7 +28,7 @@ BASE = {"lr": 0.01, "iters": 12, "batch_size": 2, "checkpoint_every": 4, "log_ev
 
 def run(run_dir: Path, stage: str = "base", **kwargs):
     recipe = {**BASE, **kwargs.pop("recipe", {})}
-    return train("tiny", recipe, ".", run_dir, stage=stage, device="cpu", show_progress=False, **kwargs)
+    return train(get_family("tiny"), recipe, ".", run_dir, stage=stage, device="cpu", show_progress=False, **kwargs)
 
 
 def weights(path: Path) -> dict[str, torch.Tensor]:
@@ -151,7 +152,7 @@ def test_stage_all_chains_stages_and_publishes_the_final_best(tmp_path):
 
 
 def test_best_checkpoint_follows_validation_sad(tmp_path):
-    result = train("tiny", {**BASE, "iters": 20, "val_every": 5, "val_samples": 2}, ".", tmp_path / "run",
+    result = train(get_family("tiny"), {**BASE, "iters": 20, "val_every": 5, "val_samples": 2}, ".", tmp_path / "run",
                    stage="base", val_dir=".", device="cpu", show_progress=False)
     vals = [r for r in read_log(tmp_path / "run" / "base" / "log.jsonl") if r["kind"] == "val"]
     assert [v["step"] for v in vals] == [5, 10, 15, 20]
@@ -181,7 +182,7 @@ def test_throughput_leaves_validation_time_out(tmp_path, monkeypatch):
         return {"sad": 1.0, "mse": 0.0, "grad": 0.0, "conn": 0.0, "count": 1}
 
     monkeypatch.setattr(engine, "validate", slow_validate)
-    result = train("tiny", {**BASE, "iters": 4, "val_every": 2, "val_samples": 1}, ".", tmp_path / "run",
+    result = train(get_family("tiny"), {**BASE, "iters": 4, "val_every": 2, "val_samples": 1}, ".", tmp_path / "run",
                    stage="base", val_dir=".", device="cpu", show_progress=False)
     summary = json.loads((tmp_path / "run" / "base" / "summary.json").read_text())
     assert summary["validation_seconds"] >= 1.2  # steps 2 and 4
@@ -223,7 +224,7 @@ def test_missing_cuda_is_one_clear_error(tmp_path):
     if torch.cuda.is_available():
         pytest.skip("CUDA present")
     with pytest.raises(MatteError, match="CUDA is not available"):
-        train("tiny", BASE, ".", tmp_path / "r", stage="base", device="cuda", show_progress=False)
+        train(get_family("tiny"), BASE, ".", tmp_path / "r", stage="base", device="cuda", show_progress=False)
 
 
 def test_torchrun_two_processes_on_gloo_end_with_identical_weights(tmp_path):
@@ -254,13 +255,13 @@ def test_torchrun_two_processes_on_gloo_end_with_identical_weights(tmp_path):
 def test_cuda_mixed_precision_channels_last_and_resume(tmp_path, amp):
     recipe = {**BASE, "amp": amp, "channels_last": True}
     kwargs = dict(stage="base", device="cuda", show_progress=False)
-    whole = train("tiny", recipe, ".", tmp_path / "whole", **kwargs)
+    whole = train(get_family("tiny"), recipe, ".", tmp_path / "whole", **kwargs)
     ckpt = load_checkpoint(whole.stages[0].last_path)
     assert ckpt["step"] == 12 and (ckpt["scaler"] is not None) == (amp == "fp16")
     summary = json.loads((tmp_path / "whole" / "base" / "summary.json").read_text())
     assert summary["precision"] == amp and summary["device"].startswith("cuda")
-    train("tiny", recipe, ".", tmp_path / "part", stop_after=5, **kwargs)
-    resumed = train("tiny", recipe, ".", tmp_path / "part", resume=True, **kwargs)
+    train(get_family("tiny"), recipe, ".", tmp_path / "part", stop_after=5, **kwargs)
+    resumed = train(get_family("tiny"), recipe, ".", tmp_path / "part", resume=True, **kwargs)
     a, b = ckpt["model"], weights(resumed.stages[0].last_path)
     # GPU kernels need not be bit-exact run to run; resume must still land very close
     assert all(torch.allclose(a[k], b[k], atol=1e-4) for k in a)

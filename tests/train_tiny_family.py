@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import Dataset
 
-from mattecli.families.registry import register_family
+from mattecli.families.registry import RegisteredNetwork, register_family
 from mattecli.seeding import derive_seed
 from mattecli.families.registry import register_training_family
 
@@ -85,7 +85,7 @@ class TinyVal(Dataset):
         return self.items[index]
 
 
-class TinyFamily:
+class TinyFamily(RegisteredNetwork):
     name = "tiny"
     stages = ("base", "head")
 
@@ -130,12 +130,13 @@ def _main(argv: list[str]) -> None:
 
     from mattecli.train.checkpoints import unwrap
     from mattecli.train.engine import train
+    from mattecli.families.registry import get_family  # noqa: E402
     from mattecli.train.recipe import apply_overrides
 
     run_dir = argv[0]
     recipe = apply_overrides({"lr": 0.01, "iters": 6, "batch_size": 2, "log_every": 1, "checkpoint_every": 3,
                               "train_samples": 12}, argv[1:])
-    train("tiny", recipe, run_dir, run_dir, stage="base", device="cpu", show_progress=False)
+    train(get_family("tiny"), recipe, run_dir, run_dir, stage="base", device="cpu", show_progress=False)
     rank = int(os.environ.get("RANK", "0"))
     torch.save(unwrap(FAMILY.last_model).state_dict(), f"{run_dir}/rank{rank}.pt")
 

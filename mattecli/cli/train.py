@@ -93,12 +93,13 @@ class TrainRun:
         from mattecli.families.registry import get_family
 
         notes: list[str] = []
-        full = build_recipe(recipe, [*self.assignments, *(extra_assignments or [])], flags, get_family(self.family), notes)
+        family = get_family(self.family)
+        full = build_recipe(recipe, [*self.assignments, *(extra_assignments or [])], flags, family, notes)
         for note in notes:
             console.print(f"[yellow]note[/]: {note}")
         if full.get("family", self.family) != self.family:
             raise BadInput(recipe, f"is a recipe for '{full['family']}', not '{self.family}'")
-        result = train(self.family, full, data, self.out, stage=stage, val_dir=val, resume=self.resume,
+        result = train(family, full, data, self.out, stage=stage, val_dir=val, resume=self.resume,
                        device=self.device, show_progress=self.progress, init_from=self.init_from,
                        print_every=self.print_every)
         for s in result.stages:

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from mattecli.errors import BadInput, MatteError, first_line
-from mattecli.io.checkpoint_guard import check_parameters, first_weight_problem
+from mattecli.io.checkpoint_guard import check_parameters, first_weight_problem, state_dict_problem
 
 GUIDANCE_KINDS = ("trimap", "background", "clicks", "none")
 
@@ -89,6 +89,16 @@ def build_model(family: str, config: dict[str, Any] | None = None) -> nn.Module:
     return model
 
 
+class RegisteredNetwork:
+    """What a training family gives the engine to build its network: the builder registered
+    under the family's name (``register_family``), with the registry's size checks."""
+
+    name: str
+
+    def build_model(self, config: dict[str, Any]) -> nn.Module:
+        return build_model(self.name, config)
+
+
 def register_training_family(family: Any) -> None:
     """Register a training-family object directly (tests and plug-ins)."""
     _TRAINING[family.name] = family
@@ -110,13 +120,6 @@ def get_family(name: str) -> Any:
         raise MatteError(f"mattecli.families.{name}.family defines no FAMILY object")
     _TRAINING[name] = family
     return family
-
-
-def state_dict_problem(exc: BaseException) -> str:
-    """The first concrete line of a ``load_state_dict`` error (torch's first line is only a heading)."""
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    detail = [ln for ln in lines if not ln.startswith("Error(s) in loading")]
-    return ((detail or lines or [type(exc).__name__])[0])[:200]
 
 
 def fit_problem(model: nn.Module, state: Any) -> str | None:

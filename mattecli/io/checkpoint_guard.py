@@ -134,3 +134,10 @@ def first_weight_problem(state: dict, expected: dict) -> str | None:
             if problem:
                 return problem
     return None
+
+
+def state_dict_problem(exc: BaseException) -> str:
+    """The first concrete line of a ``load_state_dict`` error (torch's first line is only a heading)."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    detail = [ln for ln in lines if not ln.startswith("Error(s) in loading")]
+    return ((detail or lines or [type(exc).__name__])[0])[:200]

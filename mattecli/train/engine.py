@@ -35,11 +35,11 @@ from mattecli.console import console
 from mattecli.devices import device_name
 from mattecli.errors import BadInput, MatteError
 from mattecli.io import atomic
-from mattecli.families.registry import build_model, state_dict_problem
+from mattecli.io.checkpoint_guard import state_dict_problem
 from mattecli.seeding import derive_seed
 from mattecli.train import checkpoints as ckpts
 from mattecli.train import distributed
-from mattecli.families.registry import get_family
+from mattecli.train.family import TrainingFamily
 from mattecli.train.logging import LOG_NAME, JsonlLog
 from mattecli.train.recipe import resume_differences, stage_recipe
 from mattecli.train.validation import to_device, validate
@@ -201,7 +201,7 @@ def run_stage(family: Any, recipe: Mapping[str, Any], stage: str, data_dir: str 
     # the model, fresh or resumed
     _seed_everything(derive_seed(seed, "init", stage))
     model_config = family.model_config(flat)
-    model = build_model(family.name, model_config)
+    model = family.build_model(model_config)
     state = None
     if resume and last_path.is_file():
         state = ckpts.load_training_checkpoint(last_path)
@@ -436,15 +436,15 @@ def imagenet_start(family: Any, recipe: Mapping[str, Any], first: str, run_dir: 
     return resolve_backbones(flat, slots, progress=show_progress) if fresh and slots else {}
 
 
-def train(family_name: str, recipe: Mapping[str, Any], data_dir: str | os.PathLike, run_dir: str | os.PathLike,
+def train(family: TrainingFamily, recipe: Mapping[str, Any], data_dir: str | os.PathLike, run_dir: str | os.PathLike,
           stage: str = "all", val_dir: str | os.PathLike | None = None, resume: bool = False,
           device: str = "auto", show_progress: bool = True, stop_after: int | None = None,
           init_from: str | os.PathLike | None = None, print_every: int = 0) -> TrainResult:
     """Train one stage or all of a family's stages in order, each from the previous one's best.
 
-    ``init_from``: a mattecli checkpoint of the same family (trained or imported) whose
+    ``family`` is the family object itself (``mattecli.families.registry.get_family(name)``
+    finds a bundled one): the engine looks nothing up above it. ``init_from``: a mattecli checkpoint of the same family (trained or imported) whose
     weights the first trained stage starts from (not its optimiser state)."""
-    family = get_family(family_name)
     if init_from is not None:
         init_from = Path(init_from)
         held = ckpts.load_training_checkpoint(init_from).get("family")

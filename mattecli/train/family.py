@@ -3,7 +3,8 @@
 The engine (``mattecli.train.engine``) owns the loop, optimiser, schedule, devices,
 distributed training, mixed precision, checkpoints, resume, validation, logging and
 plots. A family owns its networks, losses, stages and data. One object per family
-implements this protocol; ``mattecli.families.registry`` maps names to them.
+implements this protocol and is handed to the engine; ``mattecli.families.registry`` maps
+names to them for the command line.
 """
 from __future__ import annotations
 
@@ -27,7 +28,11 @@ class TrainingFamily(Protocol):
     imagenet_slots: tuple[Any, ...]
 
     def model_config(self, recipe: Mapping[str, Any]) -> dict[str, Any]:
-        """Plain-value keyword arguments for ``mattecli.families.registry.build_model(name, ...)``."""
+        """Plain-value keyword arguments of the family's network (what a checkpoint records)."""
+
+    def build_model(self, config: dict[str, Any]) -> nn.Module:
+        """The network for ``model_config``'s output (bundled families: the registered builder,
+        through ``mattecli.families.registry.RegisteredNetwork``)."""
 
     def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:
         """Called once on a freshly built model before training starts (not on resume):

@@ -32,6 +32,7 @@ from torch import nn
 from torch.func import functional_call
 from torch.utils.data import Dataset
 
+from mattecli.families.registry import RegisteredNetwork
 from mattecli.data.plates import PlateSpec
 from mattecli.data.sources import check_files, find_samples
 from mattecli.data.trimap import TrimapSpec
@@ -93,7 +94,7 @@ def trimap_spec(recipe: Mapping[str, Any]) -> TrimapSpec:
                       dilate_ratio=int(recipe.get("trimap_dilate_ratio", default.dilate_ratio)))
 
 
-class BGMFamily:
+class BGMFamily(RegisteredNetwork):
     name = "bgm"
     stages = STAGES
     #: recipe keys read here that the bundled recipes leave out (mattecli.train.recipe.known_keys)

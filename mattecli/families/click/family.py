@@ -31,6 +31,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mattecli.families.registry import RegisteredNetwork
 from mattecli.backbones.imagenet import BackboneSlot
 from mattecli.backbones.resnet import load_imagenet_resnet
 from mattecli.backbones.vgg import read_state_dict
@@ -94,7 +95,7 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     check_paths(recipe, ("backbone_weights", "backgrounds"))
 
 
-class ClickFamily:
+class ClickFamily(RegisteredNetwork):
     name = "click"
     stages = STAGES
     #: ImageNet ResNet of the encoder's depth (recipes/click.toml names torchvision's ResNet-34), or --backbone-weights

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mattecli.families.registry import RegisteredNetwork
 from mattecli.console import console
 from mattecli.data.sources import MattingSource, open_source
 from mattecli.families.dim.data import DIMTrainDataset, DIMValDataset
@@ -79,7 +80,7 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
         raise bad("width", width, "a number in (0, 1] (1 = the paper's VGG16 widths)")
 
 
-class DIMFamily:
+class DIMFamily(RegisteredNetwork):
     name = "dim"
     stages = STAGES
     #: recipe keys read here that the bundled recipes leave out (mattecli.train.recipe.known_keys)

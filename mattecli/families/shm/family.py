@@ -27,6 +27,7 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from mattecli.families.registry import RegisteredNetwork
 from mattecli.backbones.imagenet import BackboneSlot
 from mattecli.backbones.resnet import load_imagenet_resnet
 from mattecli.backbones.vgg import load_imagenet_vgg16
@@ -89,7 +90,7 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     check_paths(recipe, ("backbone_weights", "mnet_backbone_weights", "backgrounds"))
 
 
-class SHMFamily:
+class SHMFamily(RegisteredNetwork):
     name = "shm"
     stages = STAGES
     #: ImageNet ResNet-50 for the T-Net's PSPNet, ImageNet VGG16 for the M-Net (recipes/shm.toml names both)
