@@ -65,11 +65,16 @@ class ClickTrimapSettings:
     step_iterations: int = 2  # GrabCut iterations per chained step
     step_prior: float = 0.05  # region around a new entry that starts on its side, of the shorter side
     step_reach: float = 0.15  # beyond this (of the shorter side) from a new entry the labels stay (0: no limit)
+    protect: float = 0.0  # labels within this (of the shorter side) of earlier entries stay (0: none)
+    connect: str = "moved"  # a change joins the entry through changed pixels ("moved") or its label's ("label")
     local: bool = True  # a chained entry changes only what is connected to it, towards its label
     #: the band also takes pixels within this fraction of the shorter side of the boundary whose
-    #: colour the two models cannot tell apart (0: off) ...
-    ambiguous_reach: float = 0.0
-    ambiguous_margin: float = 0.3  # ... posterior P(fg | colour) within this of 0.5
+    #: colour is not clearly their side's (0: off; :func:`doubtful_pixels`) ...
+    doubt_reach: float = 0.07
+    doubt_fg_core: float = 0.025  # ... judged by colour models of the foreground deeper than this
+    doubt_bg_core: float = 0.2  # ... and of the background farther than this from the boundary
+    doubt_margin: float = 0.45  # ... kept known only with P(own side | colour) above 0.5 + this
+    doubt_outlier: float = 0.01  # ... and a likelihood under its side's model above this quantile of the core's
 
 
 def _to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -145,7 +150,7 @@ def _connected_to(region: np.ndarray, seed: np.ndarray) -> np.ndarray:
 
 
 def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entry_seed: np.ndarray,
-          positive: bool, settings: ClickTrimapSettings) -> Segmentation:
+          positive: bool, settings: ClickTrimapSettings, earlier_seed: np.ndarray | None = None) -> Segmentation:
     """One more entry (click or stroke) on top of the previous entries' segmentation.
 
     GrabCut restarts from the previous segmentation (as probable labels) and its colour models
@@ -165,6 +170,9 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
     if settings.step_reach > 0:  # beyond the reach the previous labels are hard: a click acts near itself
         far = cv2.distanceTransform((~entry_seed).astype(np.uint8), cv2.DIST_L2, 3) > settings.step_reach * min(wh, ww)
         mask[far] = np.where(prev_fg[far], cv2.GC_FGD, cv2.GC_BGD)
+    if settings.protect > 0 and earlier_seed is not None and earlier_seed.any():  # what earlier clicks settled stays
+        held = cv2.distanceTransform((~earlier_seed).astype(np.uint8), cv2.DIST_L2, 3) <= settings.protect * min(wh, ww)
+        mask[held] = np.where(prev_fg[held], cv2.GC_FGD, cv2.GC_BGD)
     fg_seed, bg_seed = seeds > 0, seeds < 0
     mask[fg_seed] = cv2.GC_FGD
     mask[bg_seed] = cv2.GC_BGD
@@ -177,8 +185,12 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
     fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     if settings.local:
         moved = (fg != prev_fg) & (fg == positive)  # changes towards the entry's label only
+        if settings.connect == "label":  # ... joined to the entry through its own label's pixels
+            moved &= _connected_to(fg == positive, entry_seed)
+        else:  # ... joined to the entry through changed pixels
+            moved = _connected_to(moved, entry_seed)
         fg = prev_fg.copy()
-        fg[_connected_to(moved, entry_seed)] = positive
+        fg[moved] = positive
         fg[fg_seed], fg[bg_seed] = True, False
     return Segmentation(_keep_seeded(fg, fg_seed), bgd, fgd)
 
@@ -186,7 +198,7 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
 #: chained segmentations kept per process: (image digest, guidance prefix, radius, settings) ->
 #: Segmentation, so a studio click or a simulated user's next click costs one GrabCut step
 _CHAIN_CACHE: OrderedDict = OrderedDict()
-CHAIN_CACHE_ENTRIES = 256
+CHAIN_CACHE_ENTRIES = 64
 
 
 def _cached(key: tuple) -> Segmentation | None:
@@ -226,7 +238,8 @@ def _chained(small_bgr: np.ndarray, guidance: list, radius: float, settings: Cli
                 state = _fresh(small_bgr, seeds > 0, seeds < 0, settings)
         else:
             entry_seed = signed_click_map([entry], wh, ww, radius) != 0
-            state = _step(small_bgr, state, seeds, entry_seed, entry.positive, settings)
+            earlier = signed_click_map(guidance[:k - 1], wh, ww, radius) != 0
+            state = _step(small_bgr, state, seeds, entry_seed, entry.positive, settings, earlier)
         if state is not None:
             _remember((*base, tuple(guidance[:k])), state)
     return state
@@ -291,31 +304,57 @@ def gmm_likelihood(model: np.ndarray, bgr: np.ndarray) -> np.ndarray:
     return out.reshape(bgr.shape[:2])
 
 
-def colour_posterior(small_bgr: np.ndarray, seg: Segmentation) -> np.ndarray | None:
-    """P(foreground | colour) per working pixel from the segmentation's colour models (equal
-    priors); None when GrabCut did not run."""
-    if seg.bgd_model is None or seg.fgd_model is None:
-        return None
-    pf, pb = gmm_likelihood(seg.fgd_model, small_bgr), gmm_likelihood(seg.bgd_model, small_bgr)
-    return (pf / np.maximum(pf + pb, 1e-300)).astype(np.float32)
+def fit_colour_models(bgr_fg: np.ndarray, bgr_bg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """GrabCut's colour models (fgd, bgd; 1x65 each) fitted to two sets of BGR pixels (Nx3 uint8):
+    OpenCV's own initialisation (k-means, then one fit) run on the pixels as a one-row image with
+    no graph-cut iteration, so the models are exactly what GrabCut would start from."""
+    image = np.concatenate([bgr_fg, bgr_bg])[None].astype(np.uint8)
+    mask = np.concatenate([np.full(len(bgr_fg), cv2.GC_FGD, np.uint8), np.full(len(bgr_bg), cv2.GC_BGD, np.uint8)])[None]
+    bgd, fgd = np.zeros((1, 65), np.float64), np.zeros((1, 65), np.float64)
+    cv2.setRNGSeed(0)
+    cv2.grabCut(np.ascontiguousarray(image), mask, None, bgd, fgd, 0, cv2.GC_INIT_WITH_MASK)
+    return fgd, bgd
 
 
-def ambiguous_band(small_bgr: np.ndarray, seg: Segmentation, settings: ClickTrimapSettings) -> np.ndarray:
-    """Working pixels the band should also leave unknown: within ``ambiguous_reach`` (of the
-    shorter side) of the segmentation's boundary, where the colour models cannot tell the sides
-    apart (posterior within ``ambiguous_margin`` of 0.5): semi-transparent veils and hair mix
-    both colours."""
-    wh, ww = seg.fg.shape
+#: pixels per side the band's colour models are fitted on at most (an even stride through the core)
+CORE_SAMPLES = 20_000
+
+
+def doubtful_pixels(small_bgr: np.ndarray, fg: np.ndarray, settings: ClickTrimapSettings) -> np.ndarray:
+    """Working pixels the band should also leave unknown (step 3 of the module docstring): within
+    ``doubt_reach`` (of the shorter side) of the segmentation's boundary, those whose colour is not
+    clearly on their own side (posterior P(own side | colour) at most 0.5 + ``doubt_margin``).
+    The colour models are fitted afresh, not on everything the segmentation labelled: the
+    foreground's on its pixels deeper than ``doubt_fg_core``, the background's on its pixels
+    farther than ``doubt_bg_core`` from the boundary. A veil or hair that mixes the subject's colour
+    into the background near the subject is then explained by neither model as well as the clean
+    colours are, and its pixels go to closed form instead of staying on the wrong side."""
+    wh, ww = fg.shape
     none = np.zeros((wh, ww), bool)
-    if settings.ambiguous_reach <= 0 or not seg.fg.any() or seg.fg.all():
+    if settings.doubt_reach <= 0 or not fg.any() or fg.all():
         return none
-    post = colour_posterior(small_bgr, seg)
-    if post is None:
+    fg8 = fg.astype(np.uint8)
+    inside, outside = cv2.distanceTransform(fg8, cv2.DIST_L2, 3), cv2.distanceTransform(1 - fg8, cv2.DIST_L2, 3)
+    core_fg = small_bgr[inside > settings.doubt_fg_core * min(wh, ww)]
+    core_bg = small_bgr[outside > settings.doubt_bg_core * min(wh, ww)]
+    if min(len(core_fg), len(core_bg)) < 50:  # too thin a side to model
         return none
-    fg8 = seg.fg.astype(np.uint8)
-    to_edge = np.where(seg.fg, cv2.distanceTransform(fg8, cv2.DIST_L2, 3), cv2.distanceTransform(1 - fg8, cv2.DIST_L2, 3))
-    near = to_edge <= settings.ambiguous_reach * min(wh, ww)
-    return near & (np.abs(post - 0.5) <= settings.ambiguous_margin)
+    core_fg, core_bg = core_fg[::-(-len(core_fg) // CORE_SAMPLES)], core_bg[::-(-len(core_bg) // CORE_SAMPLES)]
+    fgd, bgd = fit_colour_models(core_fg, core_bg)
+    near = np.where(fg, inside, outside) <= settings.doubt_reach * min(wh, ww)
+    colours, labelled_fg = small_bgr[near][None], fg[near]  # only pixels within reach are judged
+    pf, pb = gmm_likelihood(fgd, colours)[0], gmm_likelihood(bgd, colours)[0]
+    posterior = pf / np.maximum(pf + pb, 1e-300)
+    m = settings.doubt_margin
+    doubt = np.where(labelled_fg, posterior < 0.5 + m, posterior > 0.5 - m)
+    if settings.doubt_outlier > 0:  # a colour its own side's model hardly explains: a mix of both sides
+        q = settings.doubt_outlier
+        low_f = np.quantile(gmm_likelihood(fgd, core_fg[None])[0], q)
+        low_b = np.quantile(gmm_likelihood(bgd, core_bg[None])[0], q)
+        doubt |= np.where(labelled_fg, pf < low_f, pb < low_b)
+    out = none
+    out[near] = doubt
+    return out
 
 
 def click_trimap(image: np.ndarray, guidance: list, radius: float = DEFAULT_RADIUS,
@@ -323,7 +362,7 @@ def click_trimap(image: np.ndarray, guidance: list, radius: float = DEFAULT_RADI
     """uint8 HxW trimap (0 / 128 / 255) from clicks and strokes; see the module docstring."""
     h, w = image.shape[:2]
     seg, s, small_bgr = segmentation(image, guidance, radius, settings, path)
-    extra = ambiguous_band(small_bgr, seg, settings)
+    extra = doubtful_pixels(small_bgr, seg.fg, settings)
     if s < 1.0:
         fg = cv2.resize(seg.fg.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
         extra = cv2.resize(extra.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR) >= 0.5
@@ -352,4 +391,4 @@ def click_trimap_alpha(image: np.ndarray, guidance: list, radius: float = DEFAUL
 
 
 __all__ = ["ClickTrimapSettings", "Click", "Segmentation", "Stroke", "click_trimap", "click_trimap_alpha",
-           "colour_posterior", "segment", "segmentation"]
+           "doubtful_pixels", "fit_colour_models", "gmm_likelihood", "segment", "segmentation"]
