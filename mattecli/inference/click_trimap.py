@@ -10,19 +10,37 @@ needed only in a band around the segmentation's boundary. So:
    shares), at a *working resolution* (longer side ``work_side``) so the segmentation costs
    the same on a 4K photo as on the studio's preview.
 2. **Segmentation.** OpenCV's GrabCut (Rother et al. 2004: colour GMMs and a graph cut,
-   ``cv2.grabCut`` with ``GC_INIT_WITH_MASK``) seeded by U: definite foreground/background on
-   the seeds, *probable foreground* in a disk around each foreground seed (radius
-   ``prior_fraction`` of the shorter side), *probable background* elsewhere. With foreground
-   seeds only, a thin frame at the image border is definite background unless a foreground
-   seed lies near it, so one click on a subject gives the subject. Only the foreground
-   components that hold a foreground seed are kept (stray look-alike blobs in the background
-   are dropped; a person clicks a separate part to add it).
+   ``cv2.grabCut``) seeded by U. The entries (clicks, strokes) are taken **in the order they
+   were made**, each one refining the segmentation of the ones before it (``chain``):
+
+   - the first entry that marks foreground starts a fresh GrabCut (``GC_INIT_WITH_MASK``):
+     definite foreground/background on the seeds, *probable foreground* in a disk around each
+     foreground seed (radius ``prior_fraction`` of the shorter side), *probable background*
+     elsewhere. With foreground seeds only, each pixel starts on the side of its nearest seed and
+     a thin frame at the image border is definite background unless a foreground seed lies near
+     it, so one click on a subject gives the subject;
+   - every later entry restarts GrabCut from the previous segmentation (as probable labels) and
+     its colour models (``GC_EVAL``, ``step_iterations``), all seeds so far definite, the region
+     around the new entry (``step_prior``) starting on its side, and everything farther than
+     ``step_reach`` from it fixed. Of what then changes, only what moved towards the entry's
+     label and is connected to it is kept: a foreground click only adds to the subject, a
+     background click only takes away, and nothing an earlier click settled elsewhere moves
+     (GrabCut re-estimating its colour models from all clicks at once let a new click flip
+     regions far from it, so the error could rise with more clicks).
+
+   The result is a function of the image and the ordered entries only, so ``matte --clicks``
+   replaying a saved file gives what the studio showed; a per-process cache of the chain makes
+   one more click (or an undo) cost one short GrabCut step (or none).
+   Only the foreground components that hold a foreground seed are kept (stray look-alike blobs
+   in the background are dropped; a person clicks a separate part to add it).
 3. **Trimap.** The mask is upsampled (bilinear, threshold 0.5) and pixels within a band of
    its boundary become unknown (128): ``band_work`` working pixels (the segmentation's own
-   resolution, so its uncertainty), at least ``band_min`` full-resolution pixels. Seeds stay
-   known (255 / 0): what a person marked is never overruled. (Growing the band with the
-   density of image edges along the boundary, for hair, was tried and made SAD worse on the
-   development sets: closed form then spreads into textured background.)
+   resolution, so its uncertainty), at least ``band_min`` full-resolution pixels. The band also
+   takes the pixels within ``doubt_reach`` of the boundary whose colour is not clearly their
+   side's (:func:`doubtful_pixels`: hair and veils mix both colours). Seeds stay known
+   (255 / 0): what a person marked is never overruled. (Growing the band with the density of
+   image edges along the boundary, for hair, was tried and made SAD worse on the development
+   sets: closed form then spreads into textured background.)
 4. **Matte.** Closed-form matting (:func:`mattecli.inference.closed_form.closed_form_alpha`)
    of the band at full resolution.
 
