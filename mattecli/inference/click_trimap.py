@@ -49,6 +49,7 @@ With background seeds only there is nothing to cut out; :func:`click_trimap` ref
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -216,21 +217,24 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
 #: chained segmentations kept per process: (image digest, guidance prefix, radius, settings) ->
 #: Segmentation, so a studio click or a simulated user's next click costs one GrabCut step
 _CHAIN_CACHE: OrderedDict = OrderedDict()
+_CHAIN_LOCK = threading.Lock()  # the studio's server threads may share it
 CHAIN_CACHE_ENTRIES = 64
 
 
 def _cached(key: tuple) -> Segmentation | None:
-    found = _CHAIN_CACHE.get(key)
-    if found is not None:
-        _CHAIN_CACHE.move_to_end(key)
-    return found
+    with _CHAIN_LOCK:
+        found = _CHAIN_CACHE.get(key)
+        if found is not None:
+            _CHAIN_CACHE.move_to_end(key)
+        return found
 
 
 def _remember(key: tuple, value: Segmentation) -> None:
-    _CHAIN_CACHE[key] = value
-    _CHAIN_CACHE.move_to_end(key)
-    while len(_CHAIN_CACHE) > CHAIN_CACHE_ENTRIES:
-        _CHAIN_CACHE.popitem(last=False)
+    with _CHAIN_LOCK:
+        _CHAIN_CACHE[key] = value
+        _CHAIN_CACHE.move_to_end(key)
+        while len(_CHAIN_CACHE) > CHAIN_CACHE_ENTRIES:
+            _CHAIN_CACHE.popitem(last=False)
 
 
 def _chained(small_bgr: np.ndarray, guidance: list, radius: float, settings: ClickTrimapSettings) -> Segmentation:
