@@ -16,6 +16,8 @@ Parts (``--parts``, comma list):
   at a time, each finished image appended to ``OUT/noc_real.jsonl`` (a rerun resumes);
   a contact sheet of the worst images (clicks, alpha, error) in ``OUT/noc_real_sheet.png``.
 
+- ``preview``: CPU milliseconds per studio preview for ``grabcut`` and ``grabcut-before``
+  (:func:`part_preview`; ``--real-clicks`` clicks on GT04 at 512 px).
 - ``person``: six clicks placed by hand (three on the subject, three on the background, looking
   at the picture) on the real lemur and portrait of ``../shared/data/real``: the contact sheet
   ``OUT/person_sheet.jpg`` (image with clicks, cutout over a checkerboard, alpha) shown in
@@ -302,6 +304,47 @@ def part_person(out: Path, real_root: Path, log) -> dict:
     return result
 
 
+def part_preview(out: Path, real_root: Path, clicks: int, log) -> dict:
+    """CPU milliseconds per studio preview (``time.process_time``, robust to other jobs' load, unlike
+    wall time): an in-process :class:`StudioSession` on alphamatting.com GT04 at 512 px, working
+    size 384, ``clicks`` alternating clicks drawn as ``bench_studio.py`` draws them, for ``grabcut``
+    and ``grabcut-before`` (its settings swapped in for the session's method), each once warm-up
+    pass then one timed pass with the chain cache cleared."""
+    from bench_studio import resized, simulated_clicks
+
+    from mattecli.inference import click_trimap
+    from mattecli.inference.batch import MatteOptions
+    from mattecli.io.images import write_image
+    from mattecli.studio.session import StudioSession
+
+    image = resized(read_rgb(real_root / "image" / "GT04.png"), 512)
+    marks = simulated_clicks(resized(read_alpha(real_root / "alpha" / "GT04.png"), 512), clicks, 0)
+    write_image(out / "preview" / "in" / "GT04.png", image)
+    current = click_trimap.ClickTrimapSettings
+    result = {}
+    try:
+        for label, settings in (("grabcut", current),
+                                ("grabcut-before", lambda **kw: current(chain=False, doubt_reach=0, **kw))):
+            click_trimap.ClickTrimapSettings = settings  # what ClassicalMethod builds for each solve
+            for timed in (False, True):
+                click_trimap._CHAIN_CACHE.clear()
+                session = StudioSession(MatteOptions(input=out / "preview" / "in", out=out / "preview" / label,
+                                                     overwrite=True), build_method(None, "classical", "cpu"), 384, None)
+                cpu = []
+                for x, y, mark in marks:
+                    session.add_click(0, x, y, mark == "fg")
+                    t0 = time.process_time()
+                    session.preview(0)
+                    cpu.append((time.process_time() - t0) * 1000)
+            result[label] = {"median_ms": float(np.median(cpu)), "p95_ms": float(np.percentile(cpu, 95)),
+                             "first_ms": cpu[0], "ms": cpu}
+            log(f"preview {label}: CPU ms median {np.median(cpu):.0f}, p95 {np.percentile(cpu, 95):.0f}, "
+                f"first click {cpu[0]:.0f}")
+    finally:
+        click_trimap.ClickTrimapSettings = current
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/mattecli-bench-clicks-free"))
@@ -332,6 +375,8 @@ def main() -> None:
             results[part] = part_synthetic(args.out, args.clicks, log)
         elif part == "real":
             results[part] = three_plus_three(real_images(args.real), log)
+        elif part == "preview":
+            results[part] = part_preview(args.out, args.real, args.real_clicks, log)
         elif part == "person":
             results[part] = part_person(args.out, args.real.parent, log)
         elif part == "noc-real":
