@@ -84,8 +84,6 @@ class ClickTrimapSettings:
     step_iterations: int = 2  # GrabCut iterations per chained step
     step_prior: float = 0.05  # region around a new entry that starts on its side, of the shorter side
     step_reach: float = 0.15  # beyond this (of the shorter side) from a new entry the labels stay (0: no limit)
-    protect: float = 0.0  # labels within this (of the shorter side) of earlier entries stay (0: none)
-    connect: str = "moved"  # a change joins the entry through changed pixels ("moved") or its label's ("label")
     local: bool = True  # a chained entry changes only what is connected to it, towards its label
     #: the band also takes pixels within this fraction of the shorter side of the boundary whose
     #: colour is not clearly their side's (0: off; :func:`doubtful_pixels`) ...
@@ -169,29 +167,28 @@ def _connected_to(region: np.ndarray, seed: np.ndarray) -> np.ndarray:
 
 
 def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entry_seed: np.ndarray,
-          positive: bool, settings: ClickTrimapSettings, earlier_seed: np.ndarray | None = None) -> Segmentation:
+          positive: bool, settings: ClickTrimapSettings) -> Segmentation:
     """One more entry (click or stroke) on top of the previous entries' segmentation.
 
     GrabCut restarts from the previous segmentation (as probable labels) and its colour models
     (``GC_EVAL``), every seed so far hard. Around the new entry, the previous segmentation's
     opposite side within ``step_prior`` of the shorter side (connected to it) starts on the
-    entry's side, so one click can claim a region, not only its disk. With ``settings.local``
+    entry's side, so one click can claim a region, not only its disk; beyond ``step_reach`` of it
+    the previous labels are definite. With ``settings.local``
     the entry changes only what is connected to it, and only towards its own label: a foreground
     click adds to the subject, a background click takes away, nothing else moves.
     """
     wh, ww = seeds.shape
     prev_fg = previous.fg
     mask = np.where(prev_fg, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
+    to_entry = cv2.distanceTransform((~entry_seed).astype(np.uint8), cv2.DIST_L2, 3)
     if settings.step_prior > 0:
         opposite = ~prev_fg if positive else prev_fg
-        near = cv2.distanceTransform((~entry_seed).astype(np.uint8), cv2.DIST_L2, 3) <= settings.step_prior * min(wh, ww)
+        near = to_entry <= settings.step_prior * min(wh, ww)
         mask[_connected_to(opposite & near, entry_seed)] = cv2.GC_PR_FGD if positive else cv2.GC_PR_BGD
     if settings.step_reach > 0:  # beyond the reach the previous labels are hard: a click acts near itself
-        far = cv2.distanceTransform((~entry_seed).astype(np.uint8), cv2.DIST_L2, 3) > settings.step_reach * min(wh, ww)
+        far = to_entry > settings.step_reach * min(wh, ww)
         mask[far] = np.where(prev_fg[far], cv2.GC_FGD, cv2.GC_BGD)
-    if settings.protect > 0 and earlier_seed is not None and earlier_seed.any():  # what earlier clicks settled stays
-        held = cv2.distanceTransform((~earlier_seed).astype(np.uint8), cv2.DIST_L2, 3) <= settings.protect * min(wh, ww)
-        mask[held] = np.where(prev_fg[held], cv2.GC_FGD, cv2.GC_BGD)
     fg_seed, bg_seed = seeds > 0, seeds < 0
     mask[fg_seed] = cv2.GC_FGD
     mask[bg_seed] = cv2.GC_BGD
@@ -203,13 +200,9 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
     cv2.grabCut(small_bgr, mask, None, bgd, fgd, settings.step_iterations, cv2.GC_EVAL)
     fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     if settings.local:
-        moved = (fg != prev_fg) & (fg == positive)  # changes towards the entry's label only
-        if settings.connect == "label":  # ... joined to the entry through its own label's pixels
-            moved &= _connected_to(fg == positive, entry_seed)
-        else:  # ... joined to the entry through changed pixels
-            moved = _connected_to(moved, entry_seed)
+        moved = (fg != prev_fg) & (fg == positive)  # changes towards the entry's label only ...
         fg = prev_fg.copy()
-        fg[moved] = positive
+        fg[_connected_to(moved, entry_seed)] = positive  # ... joined to the entry through changed pixels
         fg[fg_seed], fg[bg_seed] = True, False
     return Segmentation(_keep_seeded(fg, fg_seed), bgd, fgd)
 
@@ -260,8 +253,7 @@ def _chained(small_bgr: np.ndarray, guidance: list, radius: float, settings: Cli
                 state = _fresh(small_bgr, seeds > 0, seeds < 0, settings)
         else:
             entry_seed = signed_click_map([entry], wh, ww, radius) != 0
-            earlier = signed_click_map(guidance[:k - 1], wh, ww, radius) != 0
-            state = _step(small_bgr, state, seeds, entry_seed, entry.positive, settings, earlier)
+            state = _step(small_bgr, state, seeds, entry_seed, entry.positive, settings)
         if state is not None:
             _remember((*base, tuple(guidance[:k])), state)
     return state
