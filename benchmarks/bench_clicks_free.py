@@ -16,6 +16,8 @@ Parts (``--parts``, comma list):
   at a time, each finished image appended to ``OUT/noc_real.jsonl`` (a rerun resumes);
   a contact sheet of the worst images (clicks, alpha, error) in ``OUT/noc_real_sheet.png``.
 
+- ``preview``: CPU milliseconds per studio preview for ``grabcut`` and ``grabcut-before``
+  (:func:`part_preview`; ``--real-clicks`` clicks on GT04 at 512 px).
 - ``person``: six clicks placed by hand (three on the subject, three on the background, looking
   at the picture) on the real lemur and portrait of ``../shared/data/real``: the contact sheet
   ``OUT/person_sheet.jpg`` (image with clicks, cutout over a checkerboard, alpha) shown in
@@ -45,6 +47,7 @@ from mattecli.data.clicks import Click, distance_inside  # noqa: E402
 from mattecli.data.manifest import read_manifest, resolve  # noqa: E402
 from mattecli.errors import MatteError  # noqa: E402
 from mattecli.inference.click_protocol import ProtocolImage, images_from_dataset, simulate  # noqa: E402
+from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap_alpha  # noqa: E402
 from mattecli.inference.closed_form import closed_form_alpha  # noqa: E402
 from mattecli.inference.methods import ClassicalMethod, build_method  # noqa: E402
 from mattecli.io.images import read_alpha, read_alpha_float, read_rgb  # noqa: E402
@@ -80,13 +83,32 @@ class EmptyOnRefusal(ClassicalMethod):
             yield job, ((np.zeros(job.image.shape[:2], np.float32), None) if isinstance(result, MatteError) else result)
 
 
-METHODS = ["grabcut", "disks"]  # --methods
+class GrabCutBefore(ClassicalMethod):
+    """The GrabCut method as it was before the chain and the doubtful-colour band (one fresh GrabCut
+    on all the clicks at once, the plain band): ``ClickTrimapSettings(chain=False, doubt_reach=0)``."""
+
+    settings = ClickTrimapSettings(chain=False, doubt_reach=0)
+
+    def alpha(self, job) -> np.ndarray:
+        return click_trimap_alpha(job.image, job.guidance, self.click_radius, self.settings, job.item.path)
+
+    def run(self, jobs):
+        for job in jobs:
+            try:
+                yield job, (self.alpha(job), None)
+            except MatteError as exc:
+                yield job, exc
+
+
+METHODS = ["grabcut", "grabcut-before", "disks"]  # --methods
 
 
 def methods(device: str = "cpu") -> dict:
     grabcut = build_method(None, "classical", device, click_method="grabcut")
     disks = EmptyOnRefusal(grabcut.device, click_method="disks")
-    return {name: m for name, m in (("grabcut", grabcut), ("disks", disks)) if name in METHODS}
+    before = GrabCutBefore(grabcut.device, click_method="grabcut")
+    return {name: m for name, m in (("grabcut", grabcut), ("grabcut-before", before), ("disks", disks))
+            if name in METHODS}
 
 
 def three_plus_three(images: list[tuple[str, Path, Path, Path]], log) -> dict:
@@ -129,6 +151,10 @@ def curve_summary(curve, trimap_sad: dict[str, float]) -> dict:
     return {"mean_sad": {n: curve.mean(n)["sad"] for n in range(1, n_max + 1)},
             "clicks_to_1_5x_trimap": float(np.mean(reach)), "never": int(sum(r > n_max for r in reach)),
             "falls_1_to_last": bool(curve.mean(n_max)["sad"] < curve.mean(1)["sad"]),
+            "mean_never_rises": bool(all(curve.mean(n + 1)["sad"] <= curve.mean(n)["sad"] for n in range(1, n_max))),
+            "images_falling_1_to_last": int(sum(im.scores[-1]["sad"] < im.scores[0]["sad"] for im in curve.images)),
+            "images_rising_somewhere": int(sum(any(b["sad"] > a["sad"] + 0.05 for a, b in zip(im.scores, im.scores[1:]))
+                                               for im in curve.images)),
             "seconds_per_click": curve.seconds_per_click(), "images": len(curve.images),
             "failures": curve.failures}
 
@@ -167,11 +193,14 @@ def _finished(done_path: Path, clicks: int) -> dict:
     return done
 
 
-def part_noc_real(out: Path, root: Path, clicks: int, log, reverse: bool = False, summary_only: bool = False) -> dict:
+def part_noc_real(out: Path, root: Path, clicks: int, log, reverse: bool = False, summary_only: bool = False,
+                  method_name: str = "grabcut") -> dict:
     """Resumable, and two runs (one with ``reverse``) share the work: each skips what is in the file;
     ``summary_only`` summarises what is there (and draws the sheet) without matting more."""
-    done_path = out / "noc_real.jsonl"
-    method = methods()["grabcut"]
+    suffix = "" if method_name == "grabcut" else f"_{method_name}"
+    done_path = out / f"noc_real{suffix}.jsonl"
+    METHODS.append(method_name)
+    method = methods()[method_name]
     sheet_rows = []
     for name, image_path, gt_path, trimap_path in real_images(root)[::-1 if reverse else 1]:
         done = _finished(done_path, clicks)
@@ -191,7 +220,7 @@ def part_noc_real(out: Path, root: Path, clicks: int, log, reverse: bool = False
                "clicks": [[c.x, c.y, c.label] for c in im.clicks], "seconds": time.perf_counter() - t0}
         with done_path.open("a") as f:
             f.write(json.dumps(rec) + "\n")
-        np.save(out / f"noc_alpha_{Path(name).stem}.npy", np.round(kept["alpha"] * 255).astype(np.uint8))
+        np.save(out / f"noc_alpha{suffix}_{Path(name).stem}.npy", np.round(kept["alpha"] * 255).astype(np.uint8))
         log(f"{name}: SAD @1 {rec['sad'][0]:.1f} @{clicks} {rec['sad'][-1]:.1f}, trimap1 {cf:.1f} "
             f"({rec['seconds']:.0f} s)")
     recs = list(_finished(done_path, clicks).values())
@@ -206,20 +235,22 @@ def part_noc_real(out: Path, root: Path, clicks: int, log, reverse: bool = False
         reach.append(hits[0] if hits else clicks + 1)
     worst = sorted(recs, key=lambda r: r["sad"][-1] / max(r["trimap1_cf"], 1e-6), reverse=True)[:6]
     for r in worst:
-        sheet_rows.append(_sheet_row(root, r, out))
+        sheet_rows.append(_sheet_row(root, r, out, suffix))
     if sheet_rows:
-        _write_sheet(out / "noc_real_sheet.png", sheet_rows)
+        _write_sheet(out / f"noc_real{suffix}_sheet.png", sheet_rows)
     return {"images": len(recs), "mean_sad": mean, "trimap1_cf_mean": cf, "ratio_at_last": mean[-1] / cf,
+            "images_falling_1_to_10": int(sum(r["sad"][min(9, n - 1)] < r["sad"][0] for r in recs)),
+            "images_rising_somewhere": int(sum(any(b > a + 0.05 for a, b in zip(r["sad"], r["sad"][1:])) for r in recs)),
             "clicks_to_1_5x_trimap": float(np.mean(reach)), "never": int(sum(x > clicks for x in reach)),
             "worst": [r["name"] for r in worst]}
 
 
-def _sheet_row(root: Path, rec: dict, out: Path) -> list[np.ndarray]:
+def _sheet_row(root: Path, rec: dict, out: Path, suffix: str = "") -> list[np.ndarray]:
     from mattecli.report.heatmap import draw_clicks
 
     image = read_rgb(root / "image" / rec["name"])
     gt = read_alpha_float(root / "alpha" / rec["name"])
-    alpha = np.load(out / f"noc_alpha_{Path(rec['name']).stem}.npy").astype(np.float32) / 255
+    alpha = np.load(out / f"noc_alpha{suffix}_{Path(rec['name']).stem}.npy").astype(np.float32) / 255
     clicks = [Click(x, y, label == "fg") for x, y, label in rec["clicks"]]
     err = np.abs(alpha - gt)
     heat = cv2.applyColorMap(np.round(np.clip(err, 0, 1) * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)[:, :, ::-1]
@@ -273,6 +304,47 @@ def part_person(out: Path, real_root: Path, log) -> dict:
     return result
 
 
+def part_preview(out: Path, real_root: Path, clicks: int, log) -> dict:
+    """CPU milliseconds per studio preview (``time.process_time``, robust to other jobs' load, unlike
+    wall time): an in-process :class:`StudioSession` on alphamatting.com GT04 at 512 px, working
+    size 384, ``clicks`` alternating clicks drawn as ``bench_studio.py`` draws them, for ``grabcut``
+    and ``grabcut-before`` (its settings swapped in for the session's method), each once warm-up
+    pass then one timed pass with the chain cache cleared."""
+    from bench_studio import resized, simulated_clicks
+
+    from mattecli.inference import click_trimap
+    from mattecli.inference.batch import MatteOptions
+    from mattecli.io.images import write_image
+    from mattecli.studio.session import StudioSession
+
+    image = resized(read_rgb(real_root / "image" / "GT04.png"), 512)
+    marks = simulated_clicks(resized(read_alpha(real_root / "alpha" / "GT04.png"), 512), clicks, 0)
+    write_image(out / "preview" / "in" / "GT04.png", image)
+    current = click_trimap.ClickTrimapSettings
+    result = {}
+    try:
+        for label, settings in (("grabcut", current),
+                                ("grabcut-before", lambda **kw: current(chain=False, doubt_reach=0, **kw))):
+            click_trimap.ClickTrimapSettings = settings  # what ClassicalMethod builds for each solve
+            for timed in (False, True):
+                click_trimap._CHAIN_CACHE.clear()
+                session = StudioSession(MatteOptions(input=out / "preview" / "in", out=out / "preview" / label,
+                                                     overwrite=True), build_method(None, "classical", "cpu"), 384, None)
+                cpu = []
+                for x, y, mark in marks:
+                    session.add_click(0, x, y, mark == "fg")
+                    t0 = time.process_time()
+                    session.preview(0)
+                    cpu.append((time.process_time() - t0) * 1000)
+            result[label] = {"median_ms": float(np.median(cpu)), "p95_ms": float(np.percentile(cpu, 95)),
+                             "first_ms": cpu[0], "ms": cpu}
+            log(f"preview {label}: CPU ms median {np.median(cpu):.0f}, p95 {np.percentile(cpu, 95):.0f}, "
+                f"first click {cpu[0]:.0f}")
+    finally:
+        click_trimap.ClickTrimapSettings = current
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/mattecli-bench-clicks-free"))
@@ -282,7 +354,10 @@ def main() -> None:
     ap.add_argument("--real-clicks", type=int, default=20, help="protocol clicks on the real images")
     ap.add_argument("--reverse", action="store_true", help="noc-real: take the images from the last (a second run)")
     ap.add_argument("--summary-only", action="store_true", help="noc-real: summarise the finished images only")
-    ap.add_argument("--methods", default="grabcut,disks", help="weights-free methods compared: grabcut, disks")
+    ap.add_argument("--methods", default="grabcut,grabcut-before,disks",
+                    help="weights-free methods compared: grabcut, grabcut-before (the method before the chained "
+                         "clicks and the doubtful-colour band), disks")
+    ap.add_argument("--noc-method", default="grabcut", help="noc-real: the method run (grabcut or grabcut-before)")
     args = ap.parse_args()
     METHODS[:] = args.methods.split(",")
     args.out.mkdir(parents=True, exist_ok=True)
@@ -300,14 +375,18 @@ def main() -> None:
             results[part] = part_synthetic(args.out, args.clicks, log)
         elif part == "real":
             results[part] = three_plus_three(real_images(args.real), log)
+        elif part == "preview":
+            results[part] = part_preview(args.out, args.real, args.real_clicks, log)
         elif part == "person":
             results[part] = part_person(args.out, args.real.parent, log)
         elif part == "noc-real":
-            results[part] = part_noc_real(args.out, args.real, args.real_clicks, log, args.reverse, args.summary_only)
+            results[part] = part_noc_real(args.out, args.real, args.real_clicks, log, args.reverse, args.summary_only,
+                                          args.noc_method)
         else:
             raise SystemExit(f"unknown part {part!r}")
         results[part]["wall_s"] = time.perf_counter() - t0
-        (args.out / f"{part}.json").write_text(json.dumps(results[part], indent=1))
+        name = part if part != "noc-real" or args.noc_method == "grabcut" else f"{part}-{args.noc_method}"
+        (args.out / f"{name}.json").write_text(json.dumps(results[part], indent=1))
         log(f"== {part}: {json.dumps({k: v for k, v in results[part].items() if k not in ('images',)})[:2000]}")
 
 

@@ -38,8 +38,9 @@ from mattecli.report.heatmap import uncertainty_overlay
 MAX_CLICKS = 1000
 MAX_UNDO = 200
 WORK_SIZE = 384  # longer side of the preview computation (about a second a click on 2 busy cores; BENCHMARKS.md)
-#: longer side of the weights-free method's GrabCut in previews (saves use the method's own, 400):
-#: GrabCut dominates a preview's cost and 256 px keeps the segmentation of the 384-px preview
+#: longer side of the weights-free method's GrabCut in previews (saves use the method's own, 400).
+#: Each click is one 2-iteration GrabCut step on the cached segmentation of the clicks before
+#: (mattecli.inference.click_trimap), and an undo none; 192 px measured no cheaper (BENCHMARKS.md)
 PREVIEW_SEGMENT_SIDE = 256
 VIEW_SIZE = 2048  # longer side of the picture the page shows and takes clicks on
 CLICKS_FILE = "clicks.json"
