@@ -16,7 +16,7 @@ Parts (``--parts``, comma list):
   at a time, each finished image appended to ``OUT/noc_real.jsonl`` (a rerun resumes);
   a contact sheet of the worst images (clicks, alpha, error) in ``OUT/noc_real_sheet.png``.
 
-- ``preview``: CPU milliseconds per studio preview for ``grabcut`` and ``grabcut-before``
+- ``preview``: CPU milliseconds per studio preview for ``grabcut`` and ``chain``
   (:func:`part_preview`; ``--real-clicks`` clicks on GT04 at 512 px).
 - ``person``: six clicks placed by hand (three on the subject, three on the background, looking
   at the picture) on the real lemur and portrait of ``../shared/data/real``: the contact sheet
@@ -47,7 +47,6 @@ from mattecli.data.clicks import Click, distance_inside  # noqa: E402
 from mattecli.data.manifest import read_manifest, resolve  # noqa: E402
 from mattecli.errors import MatteError  # noqa: E402
 from mattecli.inference.click_protocol import ProtocolImage, images_from_dataset, simulate  # noqa: E402
-from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap_alpha  # noqa: E402
 from mattecli.inference.closed_form import closed_form_alpha  # noqa: E402
 from mattecli.inference.methods import ClassicalMethod, build_method  # noqa: E402
 from mattecli.io.images import read_alpha, read_alpha_float, read_rgb  # noqa: E402
@@ -83,32 +82,14 @@ class EmptyOnRefusal(ClassicalMethod):
             yield job, ((np.zeros(job.image.shape[:2], np.float32), None) if isinstance(result, MatteError) else result)
 
 
-class GrabCutBefore(ClassicalMethod):
-    """The GrabCut method as it was before the chain and the doubtful-colour band (one fresh GrabCut
-    on all the clicks at once, the plain band): ``ClickTrimapSettings(chain=False, doubt_reach=0)``."""
-
-    settings = ClickTrimapSettings(chain=False, doubt_reach=0)
-
-    def alpha(self, job) -> np.ndarray:
-        return click_trimap_alpha(job.image, job.guidance, self.click_radius, self.settings, job.item.path)
-
-    def run(self, jobs):
-        for job in jobs:
-            try:
-                yield job, (self.alpha(job), None)
-            except MatteError as exc:
-                yield job, exc
-
-
-METHODS = ["grabcut", "grabcut-before", "disks"]  # --methods
+METHODS = ["grabcut", "chain", "disks"]  # --methods: `--click-method` values
 
 
 def methods(device: str = "cpu") -> dict:
     grabcut = build_method(None, "classical", device, click_method="grabcut")
     disks = EmptyOnRefusal(grabcut.device, click_method="disks")
-    before = GrabCutBefore(grabcut.device, click_method="grabcut")
-    return {name: m for name, m in (("grabcut", grabcut), ("grabcut-before", before), ("disks", disks))
-            if name in METHODS}
+    chain = build_method(None, "classical", device, click_method="chain")
+    return {name: m for name, m in (("grabcut", grabcut), ("chain", chain), ("disks", disks)) if name in METHODS}
 
 
 def three_plus_three(images: list[tuple[str, Path, Path, Path]], log) -> dict:
@@ -308,7 +289,7 @@ def part_preview(out: Path, real_root: Path, clicks: int, log) -> dict:
     """CPU milliseconds per studio preview (``time.process_time``, robust to other jobs' load, unlike
     wall time): an in-process :class:`StudioSession` on alphamatting.com GT04 at 512 px, working
     size 384, ``clicks`` alternating clicks drawn as ``bench_studio.py`` draws them, for ``grabcut``
-    and ``grabcut-before`` (its settings swapped in for the session's method), each once warm-up
+    and ``chain`` (the session's ``--click-method``), each once warm-up
     pass then one timed pass with the chain cache cleared."""
     from bench_studio import resized, simulated_clicks
 
@@ -320,28 +301,23 @@ def part_preview(out: Path, real_root: Path, clicks: int, log) -> dict:
     image = resized(read_rgb(real_root / "image" / "GT04.png"), 512)
     marks = simulated_clicks(resized(read_alpha(real_root / "alpha" / "GT04.png"), 512), clicks, 0)
     write_image(out / "preview" / "in" / "GT04.png", image)
-    current = click_trimap.ClickTrimapSettings
     result = {}
-    try:
-        for label, settings in (("grabcut", current),
-                                ("grabcut-before", lambda **kw: current(chain=False, doubt_reach=0, **kw))):
-            click_trimap.ClickTrimapSettings = settings  # what ClassicalMethod builds for each solve
-            for timed in (False, True):
-                click_trimap._CHAIN_CACHE.clear()
-                session = StudioSession(MatteOptions(input=out / "preview" / "in", out=out / "preview" / label,
-                                                     overwrite=True), build_method(None, "classical", "cpu"), 384, None)
-                cpu = []
-                for x, y, mark in marks:
-                    session.add_click(0, x, y, mark == "fg")
-                    t0 = time.process_time()
-                    session.preview(0)
-                    cpu.append((time.process_time() - t0) * 1000)
-            result[label] = {"median_ms": float(np.median(cpu)), "p95_ms": float(np.percentile(cpu, 95)),
-                             "first_ms": cpu[0], "ms": cpu}
-            log(f"preview {label}: CPU ms median {np.median(cpu):.0f}, p95 {np.percentile(cpu, 95):.0f}, "
-                f"first click {cpu[0]:.0f}")
-    finally:
-        click_trimap.ClickTrimapSettings = current
+    for label in ("grabcut", "chain"):
+        for timed in (False, True):
+            click_trimap._CHAIN_CACHE.clear()
+            session = StudioSession(MatteOptions(input=out / "preview" / "in", out=out / "preview" / label,
+                                                 overwrite=True),
+                                    build_method(None, "classical", "cpu", click_method=label), 384, None)
+            cpu = []
+            for x, y, mark in marks:
+                session.add_click(0, x, y, mark == "fg")
+                t0 = time.process_time()
+                session.preview(0)
+                cpu.append((time.process_time() - t0) * 1000)
+        result[label] = {"median_ms": float(np.median(cpu)), "p95_ms": float(np.percentile(cpu, 95)),
+                         "first_ms": cpu[0], "ms": cpu}
+        log(f"preview {label}: CPU ms median {np.median(cpu):.0f}, p95 {np.percentile(cpu, 95):.0f}, "
+            f"first click {cpu[0]:.0f}")
     return result
 
 
@@ -354,10 +330,11 @@ def main() -> None:
     ap.add_argument("--real-clicks", type=int, default=20, help="protocol clicks on the real images")
     ap.add_argument("--reverse", action="store_true", help="noc-real: take the images from the last (a second run)")
     ap.add_argument("--summary-only", action="store_true", help="noc-real: summarise the finished images only")
-    ap.add_argument("--methods", default="grabcut,grabcut-before,disks",
-                    help="weights-free methods compared: grabcut, grabcut-before (the method before the chained "
-                         "clicks and the doubtful-colour band), disks")
-    ap.add_argument("--noc-method", default="grabcut", help="noc-real: the method run (grabcut or grabcut-before)")
+    ap.add_argument("--methods", default="grabcut,chain,disks",
+                    help="weights-free methods compared (`--click-method` values): grabcut (one GrabCut on all the "
+                         "clicks), chain (each click refines the segmentation before it, with the doubtful-colour "
+                         "band), disks")
+    ap.add_argument("--noc-method", default="grabcut", help="noc-real: the method run (grabcut or chain)")
     args = ap.parse_args()
     METHODS[:] = args.methods.split(",")
     args.out.mkdir(parents=True, exist_ok=True)

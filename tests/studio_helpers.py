@@ -39,8 +39,8 @@ def make_folder(root: Path, size: tuple[int, int] = (48, 64)) -> Path:
 
 
 def classical_session(input_path: Path, out: Path, work_size: int = 384, weights: Path | None = None,
-                      **options) -> StudioSession:
-    method = build_method(weights, "classical", "cpu", 1, "fp32", options.get("click_radius"))
+                      click_method: str | None = None, **options) -> StudioSession:
+    method = build_method(weights, "classical", "cpu", 1, "fp32", options.get("click_radius"), click_method=click_method)
     return StudioSession(MatteOptions(input=input_path, out=out, overwrite=True, **options), method, work_size, weights)
 
 

@@ -12,7 +12,7 @@ from mattecli.cli.app import app
 from mattecli.data.clicks import DEFAULT_RADIUS, Click, Stroke, signed_click_map
 from mattecli.data.trimap import BACKGROUND, FOREGROUND, UNKNOWN
 from mattecli.errors import BadInput
-from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap, click_trimap_alpha
+from mattecli.inference.click_trimap import ONE_SHOT, ClickTrimapSettings, click_trimap, click_trimap_alpha
 from mattecli.inference.clicks import read_clicks, write_clicks
 from mattecli.io.images import read_raw, write_image
 
@@ -160,7 +160,17 @@ def test_matte_reads_strokes_and_selects_the_method(tmp_path):
     assert code == 0, text
     disks = read_raw(tmp_path / "d" / "alpha" / "x.png").astype(np.float32) / 255
     assert not np.array_equal(disks, alpha) and disks[2, 50] == 0  # the stroke constrains the disk method too
-    for args, words in [(["--click-method", "blobs"], "choose from grabcut, disks"),
+    # grabcut is the one-shot solve, chain the chained one: each as the library computes it
+    guidance = read_clicks(tmp_path / "c.json")["x.png"]
+    for method, settings in (("grabcut", ClickTrimapSettings(**ONE_SHOT)), ("chain", ClickTrimapSettings())):
+        code, text = invoke(["matte", tmp_path / "in", "--clicks", tmp_path / "c.json", "--out", tmp_path / method,
+                             "--output", "alpha", "--click-method", method, "--clicked-only"])
+        assert code == 0, text
+        expected = np.rint(click_trimap_alpha(image, guidance, 5.0, settings) * 255).astype(np.uint8)
+        np.testing.assert_array_equal(read_raw(tmp_path / method / "alpha" / "x.png"), expected)
+    np.testing.assert_array_equal(read_raw(tmp_path / "grabcut" / "alpha" / "x.png"),
+                                  read_raw(tmp_path / "o" / "alpha" / "x.png"))  # the default
+    for args, words in [(["--click-method", "blobs"], "'blobs' is not one of"),
                         (["--click-method", "disks", "--trimap", tmp_path / "in" / "x.png"], "--click-method applies only with --clicks"),
                         (["--clicked-only", "--trimap", tmp_path / "in" / "x.png"], "--clicked-only goes with --clicks")]:
         extra = [] if "--trimap" in args else ["--clicks", tmp_path / "c.json"]
@@ -278,7 +288,7 @@ def test_a_studio_click_costs_one_short_grabcut_step_and_undo_none(tmp_path, mon
     from studio_helpers import blob_image, classical_session
 
     write_image(tmp_path / "in" / "a.png", blob_image(120, 160, 3))
-    session = classical_session(tmp_path / "in", tmp_path / "out")
+    session = classical_session(tmp_path / "in", tmp_path / "out", click_method="chain")
     calls = []
     real = cv2.grabCut
 

@@ -36,10 +36,10 @@ def register(app: typer.Typer) -> None:
         clicked_only: bool = typer.Option(False, "--clicked-only",
                                           help="With --clicks: matte only the images the clicks file names (the "
                                                "others are left out, not failed), as the studio's replay does."),
-        click_method: Optional[str] = typer.Option(None, "--click-method",
+        click_method: Optional[Literal["grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
                                                    help="Without --weights, how clicks become a matte: grabcut (a "
                                                         "GrabCut segmentation seeded by the clicks and strokes gives "
-                                                        "a trimap whose band closed form mattes) or disks (the click "
+                                                        "a trimap whose band closed form mattes), chain (the same, each click refining the segmentation of the ones before: every click lowers the error and a studio preview costs one short GrabCut step, but worse on real photographs, docs/matte.md) or disks (the click "
                                                         "disks alone constrain closed form) [default: grabcut]."),
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),

@@ -94,6 +94,13 @@ class ClickTrimapSettings:
     doubt_outlier: float = 0.01  # ... and a likelihood under its side's model above this quantile of the core's
 
 
+#: ``--click-method grabcut``, the default: one fresh GrabCut on all the clicks and strokes at once,
+#: the plain band. ``ClickTrimapSettings()`` itself is ``--click-method chain``: better and steadier on
+#: synthetic composites, worse on the real photographs (BENCHMARKS.md, "chained against one-shot"), so
+#: it is not the default.
+ONE_SHOT = {"chain": False, "doubt_reach": 0.0}
+
+
 def _to_bgr8(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint8:
         return np.ascontiguousarray(image[:, :, ::-1])

@@ -69,7 +69,7 @@ class Method:
 #: how the weights-free method reads clicks (``--click-method``): a segmentation seeded by the
 #: clicks and strokes gives a trimap (mattecli.inference.click_trimap), or the click disks alone
 #: are the closed form's constraints (the older method)
-CLICK_METHODS = ("grabcut", "disks")
+CLICK_METHODS = ("grabcut", "chain", "disks")
 
 
 class ClassicalMethod(Method):
@@ -113,7 +113,8 @@ class ClassicalMethod(Method):
             return solve + "; no foreground colour (only alpha is written)"
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
         where = "cpu (1 thread)" if self.device.type == "cpu" else device_name(self.device)
-        clicks = ("clicks -> GrabCut trimap -> " if self.click_method == "grabcut" else "")
+        clicks = {"grabcut": "clicks -> GrabCut trimap -> ",
+                  "chain": "clicks -> chained GrabCut trimap -> "}.get(self.click_method, "")
         return f"{solve.replace('classical ', 'classical ' + clicks, 1)}; foreground colour (Germer et al.) on {where}, float32"
 
     def alpha(self, job) -> np.ndarray:
@@ -138,11 +139,13 @@ def classical_alpha(kind: str, image: np.ndarray, guidance, path, click_radius: 
     """The classical method's alpha for one image and its guidance (see ``ClassicalMethod``)."""
     if kind == "trimap":
         return closed_form_alpha(image, trimap=guidance)
-    if kind == "clicks" and click_method == "grabcut":
-        from mattecli.inference.click_trimap import ClickTrimapSettings, click_trimap_alpha
+    if kind == "clicks" and click_method in ("grabcut", "chain"):
+        from mattecli.inference.click_trimap import ONE_SHOT, ClickTrimapSettings, click_trimap_alpha
 
-        settings = ClickTrimapSettings() if segment_side is None else ClickTrimapSettings(work_side=segment_side)
-        return click_trimap_alpha(image, guidance, click_radius, settings, path=path)
+        knobs = {} if click_method == "chain" else dict(ONE_SHOT)
+        if segment_side is not None:
+            knobs["work_side"] = segment_side
+        return click_trimap_alpha(image, guidance, click_radius, ClickTrimapSettings(**knobs), path=path)
     if kind == "clicks":
         h, w = image.shape[:2]
         labels = constraint_map(guidance, h, w, click_radius, path=path)
