@@ -176,7 +176,10 @@ class SHMValDataset(SourceDataset):
     for ``tnet`` and ``e2e``, the ground-truth trimap's unknown band for ``mnet`` (which is
     given that trimap); ``gt_trimap`` is the ground-truth trimap itself. With ``mnet_input =
     "tnet"`` the ``mnet`` stage is given ``gt_probs`` (a perfect T-Net's probabilities, as in
-    training) and scored on the whole image, as ``e2e``.
+    training) and scored on the whole image, as ``e2e``. For ``tnet`` the scored ``alpha`` is
+    the T-Net's TARGET trimap (made at ``infer_size`` as in training, levels 0 / 0.5 / 1), so
+    validation scores the trimap the T-Net learns, not the alpha: scored against the alpha,
+    ``F + 0.5 U`` rewards a T-Net that calls the sparse hair band background.
     """
 
     def __init__(self, source: MattingSource, stage: str, seed: int = 0,
@@ -185,6 +188,7 @@ class SHMValDataset(SourceDataset):
         self.source, self.stage, self.seed = source, stage, int(seed)
         self.trimap_spec = trimap_spec
         self.tnet_view = stage == "mnet" and mnet_input == "tnet"
+        self.tnet_target = stage == "tnet"
         self.infer_size, self.tnet_trimap_spec = int(infer_size), tnet_trimap_spec
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
@@ -201,6 +205,12 @@ class SHMValDataset(SourceDataset):
         item = {"image": image_tensor(merged), "alpha": plane_tensor(alpha).to(torch.float32) / 255.0,
                 "fg": image_tensor(fg), "bg": image_tensor(bg), "trimap": plane_tensor(region),
                 "gt_trimap": plane_tensor(trimap)}
+        if self.tnet_target:
+            small = resize(alpha, self.infer_size, self.infer_size)
+            target = random_trimap(small, rng_for(self.seed, "shm-val-tnet-target", sample.name), self.tnet_trimap_spec)
+            target = resize(target, w, h, nearest=True)
+            levels = np.where(target == UNKNOWN, 0.5, target / 255.0).astype(np.float32)
+            item["alpha"] = torch.from_numpy(levels)[None]
         if self.tnet_view:
             probs = tnet_view_probabilities(alpha, (self.infer_size, self.infer_size), self.tnet_trimap_spec,
                                             rng_for(self.seed, "shm-val-tnet-view", sample.name))

@@ -206,8 +206,9 @@ class SHMFamily:
 
     @torch.no_grad()
     def predict(self, model: nn.Module, batch: Mapping[str, torch.Tensor], stage: str) -> torch.Tensor:
-        """Validation alpha: ``tnet`` scores its trimap as an alpha (F_s + 0.5 U_s: 1 / 0.5 / 0);
-        ``mnet`` the fusion with the ground-truth trimap (or a perfect T-Net's probabilities); ``e2e`` the whole network (predict)."""
+        """Validation alpha: ``tnet`` its trimap as F_s + 0.5 U_s (1 / 0.5 / 0), scored against
+        its target trimap (data.py, SHMValDataset); ``mnet`` the fusion with the ground-truth
+        trimap (or a perfect T-Net's probabilities); ``e2e`` the whole network (predict)."""
         _check_stage(stage)
         net = _net(model)
         image = batch["image"]
