@@ -9,7 +9,7 @@ import pytest
 
 from mattecli.data.sources import MattingSample, MattingSource
 from mattecli.data.trimap import TrimapSpec
-from mattecli.families.shm.data import SHMTrainDataset, tnet_view_probabilities
+from mattecli.families.shm.data import SHMTrainDataset, SHMValDataset, tnet_view_probabilities
 from mattecli.io.images import write_image
 
 SOURCE_SIDE = 240
@@ -78,3 +78,35 @@ def test_tnet_view_probabilities_are_a_trimap_through_the_tnet_grid():
     width = falling.max() - falling.min() + 1
     assert cell // 2 <= width <= 3 * cell, width               # soft edge, about one or two grid cells
     assert abs(np.argmin(np.abs(row - 0.5)) - radius) <= cell  # centred near the outline
+
+
+def test_tnet_validation_scores_the_target_trimap_not_the_alpha(tmp_path):
+    """The T-Net stage's checkpoint is chosen on its trimap: scored against the alpha, F + 0.5 U
+    prefers a T-Net that calls a sparse hair band background (alpha there is mostly 0). A subject
+    with a band of thin strands (alpha 0 between them): the validation target is the trimap the
+    T-Net is trained on (levels 0 / 0.5 / 1, the strand band all 0.5), so a T-Net that says
+    'unknown' over the band scores better than one that says 'background' there."""
+    side = 160
+    alpha = np.zeros((side, side), np.uint8)
+    alpha[50:110, 50:110] = 255
+    for x in range(30, 130, 6):                    # 1 px strands above the body, 5 px apart
+        alpha[20:50, x] = 200
+    write_image(tmp_path / "a.png", alpha)
+    write_image(tmp_path / "f.png", np.full((side, side, 3), 200, np.uint8))
+    write_image(tmp_path / "b.png", np.zeros((side, side, 3), np.uint8))
+    source = MattingSource([MattingSample("s", tmp_path / "f.png", tmp_path / "a.png", tmp_path / "b.png")],
+                           [tmp_path / "b.png"])
+    item = SHMValDataset(source, "tnet", infer_size=80, tnet_trimap_spec=TrimapSpec((7, 7), (1, 1)))[0]
+    target = item["alpha"][0].numpy()
+    assert set(np.unique(target).tolist()) == {0.0, 0.5, 1.0}
+    assert target[80, 80] == 1.0 and target[150, 5] == 0.0
+    band = target[24:46, 34:126]
+    assert (band == 0.5).mean() > 0.95, (band == 0.5).mean()   # the strands and the gaps between them
+    says_background = np.where(alpha == 255, 1.0, 0.0)
+    says_unknown = says_background.copy()
+    says_unknown[20:50, 30:127] = 0.5
+    sad = lambda pred, truth: np.abs(pred - truth)[10:50].sum()    # noqa: E731  (the strand rows)
+    assert sad(says_unknown, target) < 0.7 * sad(says_background, target)
+    # against the alpha it is the other way round: why the target is the trimap
+    truth = alpha / 255.0
+    assert sad(says_background, truth) < 0.7 * sad(says_unknown, truth)
