@@ -11,7 +11,10 @@ full size (``predict``, as ``mattecli matte --weights`` runs it), in the same ru
   and the same prior made from the test alphas themselves (a stronger, unfair blind baseline);
 - a constant prediction (the training alphas' mean);
 - the untrained network, the network after the two pre-training stages (``mnet/best.pt``)
-  and after end-to-end training (``RUN/best.pt``).
+  and after end-to-end training (``RUN/best.pt``);
+- two diagnoses (they read the TRUE test alpha, so they are not methods): the trained M-Net
+  given a perfect T-Net's probabilities, and the trained T-Net with a perfect M-Net (the true
+  alpha inside its unknown probability): which of the two networks limits the result.
 
 Metrics: whole-image SAD / MSE / MAD (the trimap-free convention) and the unknown-band SAD of
 the test trimaps. Also the training throughput, the training process's CPU seconds (an
@@ -40,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from heldout import load_items, make_splits, score  # noqa: E402
 
 from mattecli.families.registry import build_model, get_family, load_model  # noqa: E402
+from mattecli.families.shm.family import tnet_trimap_spec  # noqa: E402
 from mattecli.seeding import derive_seed  # noqa: E402
 from mattecli.train.engine import _seed_everything, train  # noqa: E402
 from mattecli.train.recipe import build_recipe, stage_recipe  # noqa: E402
@@ -69,6 +73,40 @@ def network(model: torch.nn.Module):
             x = torch.from_numpy(item.image).permute(2, 0, 1)[None].float().div(255)
             cache[id(item)] = model.predict(x)["alpha"][0, 0].numpy()
         return cache[id(item)]
+    return run
+
+
+def oracle_tnet(model: torch.nn.Module, spec) -> callable:
+    """Diagnosis, not a method: the trained M-Net given what a PERFECT T-Net hands it (the T-Net's
+    target trimap from the TRUE alpha, through its 1/8 logit grid), fused as in predict."""
+    from mattecli.families.shm.classes import split_probabilities
+    from mattecli.families.shm.data import tnet_view_probabilities
+    from mattecli.tensors import crop_to, pad_to_multiple
+
+    def run(item) -> np.ndarray:
+        x, size = pad_to_multiple(torch.from_numpy(item.image).permute(2, 0, 1)[None].float().div(255), 16,
+                                  mode="reflect")
+        alpha = np.pad(np.round(item.alpha * 255).astype(np.uint8),
+                       ((0, x.shape[-2] - item.alpha.shape[0]), (0, x.shape[-1] - item.alpha.shape[1])), mode="reflect")
+        probs = tnet_view_probabilities(alpha, (model.infer_size, model.infer_size), spec, np.random.default_rng(0))
+        probs = torch.from_numpy(probs.transpose(2, 0, 1))[None]
+        with torch.no_grad():
+            _, unknown, foreground = split_probabilities(probs)
+            fused = foreground + unknown * model.eval().tiled_raw_alpha(x, probs)
+        return crop_to(fused, size)[0, 0].numpy()
+    return run
+
+
+def oracle_mnet(model: torch.nn.Module) -> callable:
+    """Diagnosis, not a method: the trained T-Net's probabilities with a PERFECT M-Net (the TRUE
+    alpha inside the unknown probability): F + U * alpha, the best the T-Net's trimap allows."""
+    from mattecli.families.shm.classes import split_probabilities
+
+    def run(item) -> np.ndarray:
+        x = torch.from_numpy(item.image).permute(2, 0, 1)[None].float().div(255)
+        with torch.no_grad():
+            _, unknown, foreground = split_probabilities(model.eval().trimap_probabilities(x))
+        return (foreground + unknown * torch.from_numpy(item.alpha)[None, None])[0, 0].numpy()
     return run
 
 
@@ -138,6 +176,7 @@ def main() -> None:
     result = train(get_family("shm"), recipe, splits["train"], run_dir, stage="all", val_dir=splits["val"],
                    resume=(run_dir / "tnet" / "last.pt").is_file(), device=args.device, show_progress=False)
     seconds, cpu = time.perf_counter() - t0, cpu_seconds() - cpu0
+    spec = tnet_trimap_spec(stage_recipe(recipe, "e2e"))
     pretrained, _ = load_model(run_dir / "mnet" / "best.pt")
     trained, ckpt = load_model(run_dir / "best.pt")
 
@@ -148,9 +187,11 @@ def main() -> None:
         "untrained network": network(untrained),
         "after tnet + mnet pre-training (mnet/best.pt)": network(pretrained),
         f"after e2e (best.pt, e2e step {ckpt.get('step')})": network(trained),
+        "diagnosis: perfect T-Net (its target from the TRUE alpha) + the trained M-Net": oracle_tnet(trained, spec),
+        "diagnosis: the trained T-Net + a perfect M-Net (TRUE alpha in U)": oracle_mnet(trained),
     }
     rows = {name: evaluate(fn, test) for name, fn in methods.items()}
-    val_rows = {name: evaluate(methods[name], val) for name in (list(methods)[0], list(methods)[-1])}
+    val_rows = {name: evaluate(methods[name], val) for name in list(methods)[:1] + list(methods)[-3:]}
     threads = torch.get_num_threads()
     report = {
         "recipe": args.recipe, "sets": args.sets, "device": args.device, "torch": torch.__version__,

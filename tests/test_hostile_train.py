@@ -58,8 +58,10 @@ def test_batch_size_one_on_a_batch_norm_network_is_one_line(tmp_path, capsys, mo
     ("lrr=1e-4", "unknown recipe key 'lrr' for shm; did you mean 'lr'?"),
     ("stages.e2f.iters=3", "unknown stage 'stages.e2f'"),
     ("stages.e2e.itres=3", "did you mean 'iters'?"),
+    ("mnet_input=sharp", "mnet_input = 'sharp': expected one of trimap, tnet"),
+    ("tnet_depth=101", "tnet_depth = 101: expected one of 18, 34, 50"),
 ], ids=["lr-nan", "lr-abc", "lr-negative", "grad_clip-inf", "full_size-huge", "unknown-key", "unknown-stage",
-        "unknown-stage-key"])
+        "unknown-stage-key", "mnet_input", "tnet_depth"])
 def test_bad_recipe_settings_are_refused_before_training(tmp_path, capsys, monkeypatch, dataset, assignment, words):
     code, text = run(capsys, monkeypatch, "train", "shm", "--data", dataset, "--out", tmp_path / "r",
                      *tiny_shm("--set", assignment))

@@ -43,6 +43,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 PYRAMID_BINS = (1, 2, 3, 6)
 MNET_STRIDE = 16  # four 2x2 pools
 TNET_STRIDE = 8   # dilated ResNet-50 at output stride 8
+TNET_DEPTHS = (18, 34, 50)  # 50: the paper's PSPNet-50
 
 
 class PyramidPooling(nn.Module):
@@ -64,11 +65,13 @@ class PyramidPooling(nn.Module):
 
 
 class TNet(nn.Module):
-    """PSPNet-50: 3-class trimap logits (background, unknown, foreground) at the input's size."""
+    """PSPNet-50: 3-class trimap logits (background, unknown, foreground) at the input's size.
+    ``depth`` 18 or 34 swaps the trunk for a shallower dilated ResNet (not the paper's: for CPU
+    recipes that must learn in minutes from scratch, docs/shm.md)."""
 
-    def __init__(self, width: int = 64) -> None:
+    def __init__(self, width: int = 64, depth: int = 50) -> None:
         super().__init__()
-        self.backbone = ResNet(50, output_stride=TNET_STRIDE, width=width)
+        self.backbone = ResNet(depth, output_stride=TNET_STRIDE, width=width)
         trunk = self.backbone.out_channels
         self.ppm = PyramidPooling(trunk)
         mid = trunk // 4
@@ -177,14 +180,17 @@ class SemanticHumanMatting(nn.Module):
     export_notes = ("the T-Net sees the image resized to infer_size x infer_size inside the graph; "
                     "outputs: alpha (fused), trimap (0 / 0.5 / 1, the T-Net's most probable class)")
 
-    def __init__(self, infer_size: int = 400, tnet_width: int = 64, mnet_width: int = 64) -> None:
+    def __init__(self, infer_size: int = 400, tnet_width: int = 64, mnet_width: int = 64,
+                 tnet_depth: int = 50) -> None:
         super().__init__()
         if int(infer_size) < TNET_STRIDE or int(infer_size) % TNET_STRIDE:
             raise MatteError(f"infer_size must be a positive multiple of {TNET_STRIDE}, not {infer_size}")
+        if int(tnet_depth) not in TNET_DEPTHS:
+            raise MatteError(f"tnet_depth must be one of {', '.join(map(str, TNET_DEPTHS))}, not {tnet_depth}")
         self.config: dict[str, Any] = {"infer_size": int(infer_size), "tnet_width": int(tnet_width),
-                                       "mnet_width": int(mnet_width)}
+                                       "mnet_width": int(mnet_width), "tnet_depth": int(tnet_depth)}
         self.infer_size = int(infer_size)
-        self.tnet = TNet(tnet_width)
+        self.tnet = TNet(tnet_width, int(tnet_depth))
         self.mnet = MNet(mnet_width)
         self.fusion = FusionModule()
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
@@ -286,5 +292,7 @@ class SemanticHumanMatting(nn.Module):
 
 
 @register_family("shm")
-def build_shm(infer_size: int = 400, tnet_width: int = 64, mnet_width: int = 64) -> SemanticHumanMatting:
-    return SemanticHumanMatting(infer_size=infer_size, tnet_width=tnet_width, mnet_width=mnet_width)
+def build_shm(infer_size: int = 400, tnet_width: int = 64, mnet_width: int = 64,
+              tnet_depth: int = 50) -> SemanticHumanMatting:
+    return SemanticHumanMatting(infer_size=infer_size, tnet_width=tnet_width, mnet_width=mnet_width,
+                                tnet_depth=tnet_depth)
