@@ -10,7 +10,8 @@ each image's full size, in the same run:
    - the per-pixel **location prior**: the mean of the TRAINING alphas at each pixel (an
      image-blind baseline: where subjects usually are),
    - the trained click network through ``mattecli matte --clicks --weights`` (its own radius
-     rule, refinement budget 0 and the checkpoint's),
+     rule, refinement budget 0 and the checkpoint's), and with no clicks and with the six
+     clicks' labels swapped (a network that reads the clicks must do worse on both),
    - the **weights-free click method**: ``mattecli matte --clicks`` without ``--weights``, the
      very command a user runs (so the method ``matte`` picks by default is the one measured);
 2. the clicks-against-error protocol (``mattecli eval --simulate-clicks N``, the same command,
@@ -178,13 +179,17 @@ def main() -> None:
     results: dict[str, dict[str, float]] = {
         "location prior (mean training alpha)": score(lambda it: resized(prior, it.alpha.shape[1], it.alpha.shape[0]),
                                                       test_items, region="all")}
+    no_clicks = {name: [] for name in clicks}
+    swapped = {name: [Click(c.x, c.y, not c.positive) for c in cs] for name, cs in clicks.items()}
     work = out / "matte"
-    runs = {"click-quick, refine 0": (best, 0), "click-quick, checkpoint's refinement": (best, None),
-            "weights-free (matte --clicks, no --weights)": (None, None)}
-    for name, (weights, refine) in runs.items():
+    runs = {"click-quick, refine 0": (best, 0, clicks), "click-quick, checkpoint's refinement": (best, None, clicks),
+            "click-quick, refine 0, NO clicks": (best, 0, no_clicks),
+            "click-quick, refine 0, the 3 + 3 clicks' labels SWAPPED": (best, 0, swapped),
+            "weights-free (matte --clicks, no --weights)": (None, None, clicks)}
+    for name, (weights, refine, given) in runs.items():
         t0 = time.perf_counter()
         try:
-            pred = matte_with_clicks(splits["test"], test_items, clicks, work, weights, refine, args.device)
+            pred = matte_with_clicks(splits["test"], test_items, given, work, weights, refine, args.device)
         except RuntimeError as exc:
             print(f"{name}: {exc}", file=sys.stderr)
             continue
