@@ -441,7 +441,7 @@ def test_export_equals_matte_without_refinement_and_weights_info(tmp_path):
 
     torch.manual_seed(5)
     model = build_model("click", {**TINY, "refine_patches": 2})
-    with torch.no_grad():  # give U a real influence (the stem's U weights start at zero)
+    with torch.no_grad():  # a U influence larger than the He init gives
         model.encoder.resnet.conv1.weight[:, 3:].normal_(0, 0.1)
     save_checkpoint(tmp_path / "c.pt", {"family": "click", "model_config": model.config, "model": model.state_dict(),
                                         "stage": "refine"})
@@ -501,3 +501,71 @@ def test_whole_image_training_samples_show_the_whole_composite(tmp_path):
     with pytest.raises(MatteError) as exc:
         check_recipe({"whole_image_scales": [1.25, 0.8]})
     assert "whole_image_scales" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_distractor_subject_joins_the_background_and_leaves_the_target_alone(tmp_path, monkeypatch):
+    """``distractor_prob``: another subject of the source is composited under the clicked one.
+    The target alpha and the clicks stay those of the sample without it; the image changes only
+    where the target is not opaque, by exactly the second subject over the background there; and
+    no distractor is added when no click is foreground (either subject could then be meant)."""
+    import mattecli.families.click.data as click_data
+    from mattecli.data.sources import open_source
+    from mattecli.families.click.data import ClickTrainDataset
+    from mattecli.families.click.family import check_recipe
+    from mattecli.errors import MatteError
+    from mattecli.io.images import write_image
+
+    size = 48
+    target = np.zeros((size, size), np.uint8)
+    target[4:20, 4:20] = 255           # the clicked subject: top left
+    target[4:20, 20:22] = 128          # with a soft edge
+    other = np.zeros((size, size), np.uint8)
+    other[10:30, 10:26] = 255          # another subject, 20 x 16 px
+    write_image(tmp_path / "fg" / "a.png", np.full((size, size, 3), (250, 20, 20), np.uint8))
+    write_image(tmp_path / "alpha" / "a.png", target)
+    write_image(tmp_path / "fg" / "b.png", np.full((size, size, 3), (20, 250, 20), np.uint8))
+    write_image(tmp_path / "alpha" / "b.png", other)
+    write_image(tmp_path / "bg" / "g.png", np.full((size, size, 3), (20, 20, 250), np.uint8))
+    source = open_source(tmp_path)
+    index = [s.name for s in source.samples].index("a")
+    monkeypatch.setattr(click_data, "simulate_clicks", lambda alpha, rng, *a, **k: [Click(10.0, 10.0, True)])
+    kwargs = dict(input_size=size, flip=False, whole_image_scales=(1.0, 1.0), radius=2.0)
+    plain = ClickTrainDataset(source, **kwargs)[index]
+    mixed = ClickTrainDataset(source, distractor_prob=1.0, **kwargs)[index]
+    assert torch.equal(plain["alpha"], mixed["alpha"]) and torch.equal(plain["clicks"], mixed["clicks"])
+    a = plain["alpha"][0]
+    changed = (plain["image"] - mixed["image"]).abs().amax(0) > 1e-6
+    assert not changed[a >= 1].any()
+    # the second subject (green, opaque) replaces the blue background wherever it shows and the target is clear
+    green = torch.tensor([20, 250, 20]) / 255.0
+    shows = changed & (a <= 0)
+    assert 0 < int(shows.sum()) <= 20 * 16  # at scale 1, centred on a clear pixel, cut at the border
+    assert torch.allclose(mixed["image"][:, shows], green[:, None].expand(-1, int(shows.sum())), atol=1e-6)
+    # under the soft edge: alpha * red + (1 - alpha) * (the layer below), computed here
+    edge = changed & (a > 0) & (a < 1)
+    if edge.any():
+        red = torch.tensor([250, 20, 20]) / 255.0
+        below = (mixed["image"][:, edge] - a[edge] * red[:, None]) / (1 - a[edge])
+        assert torch.allclose(below, green[:, None].expand_as(below), atol=1e-5)
+    # background clicks only: no distractor
+    monkeypatch.setattr(click_data, "simulate_clicks", lambda alpha, rng, *a, **k: [Click(40.0, 40.0, False)])
+    assert torch.equal(ClickTrainDataset(source, distractor_prob=1.0, **kwargs)[index]["image"],
+                       ClickTrainDataset(source, **kwargs)[index]["image"])
+    with pytest.raises(MatteError) as exc:
+        check_recipe({"distractor_prob": 1.5})
+    assert "distractor_prob" in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_the_click_channel_starts_alive_from_scratch_and_silent_on_imagenet():
+    """From scratch the U channel's stem weights are drawn like RGB's (zero held U back for the
+    first steps); loading ImageNet weights zeroes them, so training starts from ImageNet's features."""
+    from mattecli.backbones.resnet import load_imagenet_resnet
+
+    torch.manual_seed(0)
+    model = build_model("click", {**TINY, "depth": 18})
+    w = model.encoder.resnet.conv1.weight.detach()
+    assert w.shape[1] == 4 and float(w[:, 3].std()) > 0.5 * float(w[:, :3].std())
+    imagenet = {k: v for k, v in build_model("click", {**TINY, "depth": 18}).encoder.resnet.state_dict().items()}
+    imagenet["conv1.weight"] = imagenet["conv1.weight"][:, :3].clone()
+    load_imagenet_resnet(model.encoder.resnet, imagenet)
+    assert float(model.encoder.resnet.conv1.weight.detach()[:, 3].abs().max()) == 0.0

@@ -18,7 +18,14 @@ clicks of radius 15; the placement rules are ours, docs/click.md):
 - foreground clicks land on a uniformly random opaque pixel (alpha = 1), background clicks
   on a clear one (alpha = 0); a click whose region is empty in the crop is left out;
 - the disks are drawn on the network's input (after the resize), ``radius`` network pixels:
-  the length :func:`mattecli.data.clicks.radius_for_network` keeps at inference.
+  the length :func:`mattecli.data.clicks.radius_for_network` keeps at inference;
+- with probability ``distractor_prob`` (ours, 0 = off), when at least one click is foreground,
+  **another subject** of the source is composited into the background, under the clicked one
+  (:func:`distractor_layer`): the target alpha stays the clicked subject's alone, so only the
+  click map tells the network which of the two subjects to cut out (on single-subject
+  composites the image alone nearly decides the matte, and a network learns to ignore the
+  clicks; docs/train.md). Its background clicks may land on the distractor, as on any clear
+  pixel.
 
 ``seed`` in each sample (an int64) seeds the error-driven extra clicks the family adds in
 ``losses`` (RITM-style), so they too are reproducible.
@@ -88,6 +95,32 @@ def whole_image_square(arrays: tuple[np.ndarray, ...], out: int, scales: Sequenc
     return placed
 
 
+def distractor_layer(fg: np.ndarray, alpha: np.ndarray, scale: float, target: np.ndarray,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+    """Another subject as a layer of the target's size: (fg HxWx3 uint8, alpha HxW uint8), or None.
+
+    The subject (``fg``, uint8 ``alpha``) is cut to its alpha's bounding box, resized by
+    ``scale`` and centred on a uniformly random clear pixel (alpha = 0) of ``target`` (the
+    clicked subject's float alpha), cut at the frame's border. Composited under the target,
+    it is part of the background: the target alpha is unchanged. None when the target has no
+    clear pixel or the subject is empty."""
+    h, w = target.shape
+    ys, xs = np.nonzero(alpha)
+    clear = np.argwhere(target <= 0.0)
+    if len(ys) == 0 or len(clear) == 0:
+        return None
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    bh, bw = max(1, round((y1 - y0) * scale)), max(1, round((x1 - x0) * scale))
+    sub_fg, sub_alpha = resize_to(fg[y0:y1, x0:x1], bw, bh), resize_to(alpha[y0:y1, x0:x1], bw, bh)
+    cy, cx = (int(v) for v in clear[int(rng.integers(len(clear)))])
+    top, left = cy - bh // 2, cx - bw // 2
+    fy0, fx0, fy1, fx1 = max(top, 0), max(left, 0), min(top + bh, h), min(left + bw, w)
+    layer_fg, layer_alpha = np.zeros((h, w, 3), np.uint8), np.zeros((h, w), np.uint8)
+    layer_fg[fy0:fy1, fx0:fx1] = sub_fg[fy0 - top:fy1 - top, fx0 - left:fx1 - left]
+    layer_alpha[fy0:fy1, fx0:fx1] = sub_alpha[fy0 - top:fy1 - top, fx0 - left:fx1 - left]
+    return layer_fg, layer_alpha
+
+
 def protocol_start(alpha: np.ndarray) -> list[Click]:
     """The deepest foreground point (fg click), then the deepest background point (bg click)."""
     clicks = []
@@ -102,8 +135,10 @@ def protocol_start(alpha: np.ndarray) -> list[Click]:
 class ClickTrainDataset(SourceDataset):
     def __init__(self, source: MattingSource, seed: int = 0, crop_sizes: Sequence[int] = (320, 480, 640),
                  input_size: int = 320, flip: bool = True, radius: float = 15.0, geometric_p: float = 1 / 6,
-                 max_clicks: int = 30, fg_prob: float = 0.5, whole_image_scales: Sequence[float] = ()) -> None:
+                 max_clicks: int = 30, fg_prob: float = 0.5, whole_image_scales: Sequence[float] = (),
+                 distractor_prob: float = 0.0) -> None:
         self.source = source
+        self.distractor_prob = float(distractor_prob)
         self.whole_image_scales = tuple(float(v) for v in whole_image_scales)
         self.seed = int(seed)
         self.crop_sizes = tuple(int(c) for c in crop_sizes)
@@ -123,12 +158,15 @@ class ClickTrainDataset(SourceDataset):
         out = self.input_size
         if self.whole_image_scales:
             fg, bg, alpha = whole_image_square((fg, bg, alpha), out, self.whole_image_scales, rng)
+            scale = None  # the distractor's scale is drawn as the target's
         else:
             size = self.crop_sizes[int(rng.integers(len(self.crop_sizes)))]
+            scale = out / size  # network pixels per source pixel: the distractor is shown at it too
             if h < size or w < size:
                 ratio = max(size / h, size / w)
                 w, h = max(math.ceil(w * ratio), size), max(math.ceil(h * ratio), size)
                 fg, bg, alpha = resize_to(fg, w, h), resize_to(bg, w, h), resize_to(alpha, w, h)
+                scale *= ratio
             top, left = crop_around((alpha > 0) & (alpha < 255), size, rng)
             window = (slice(top, top + size), slice(left, left + size))
             fg, bg, alpha = (resize_to(fg[window], out, out), resize_to(bg[window], out, out),
@@ -139,10 +177,28 @@ class ClickTrainDataset(SourceDataset):
         clicks = simulate_clicks(alpha_f, rng, self.geometric_p, self.max_clicks, self.fg_prob)
         maps = click_maps(clicks, out, out, self.radius)
         fg_t, bg_t = image_tensor(fg), image_tensor(bg)
+        if self.distractor_prob > 0 and rng.random() < self.distractor_prob and len(self.source.samples) > 1 \
+                and any(c.positive for c in clicks):  # without a foreground click either subject could be meant
+            layer = self._distractor(index, scale, alpha_f, rng)
+            if layer is not None:
+                bg_t = composite(image_tensor(layer[0]), torch.from_numpy(layer[1].astype(np.float32) / 255.0)[None],
+                                 bg_t)
         alpha_t = torch.from_numpy(np.ascontiguousarray(alpha_f))[None]
         return {"image": composite(fg_t, alpha_t, bg_t), "alpha": alpha_t, "clicks": torch.from_numpy(maps),
                 "seed": torch.tensor(derive_seed(self.seed, "click-extra", self.epoch, index), dtype=torch.int64),
                 "radius": torch.tensor(self.radius, dtype=torch.float32)}
+
+    def _distractor(self, index: int, scale: float | None, target: np.ndarray,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray] | None:
+        """Another sample's subject placed beside the target (:func:`distractor_layer`); with whole
+        images its scale is drawn as the target's (longer side to ``input_size`` times a factor in
+        ``whole_image_scales``)."""
+        other = int(rng.integers(len(self.source.samples) - 1))
+        fg, alpha = read_pair(self.source.samples[other + (other >= index)])
+        if scale is None:
+            lo, hi = self.whole_image_scales[0], self.whole_image_scales[-1]
+            scale = self.input_size / max(alpha.shape) * float(rng.uniform(lo, hi))
+        return distractor_layer(fg, alpha, scale, target, rng)
 
 
 class ClickValDataset(SourceDataset):

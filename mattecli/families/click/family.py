@@ -18,6 +18,7 @@ the budget validation and ``matte`` use after the refine stage], ``click_radius`
 ``input_size`` [320], ``global_side`` [1024], ``crop_sizes`` [[320, 480, 640]], ``flip`` [true],
 ``whole_image_scales`` [[]: crops as above; (lo, hi): whole composites, docs/train.md],
 ``geometric_p`` [1/6], ``max_clicks`` [30: the cap, 0 = none], ``fg_prob`` [0.5], ``error_clicks`` [0],
+``distractor_prob`` [0: off; the share of samples with a second, unclicked subject in the background],
 ``transition_band`` [5], ``loss_weight_grad`` [1.0], ``refine_train_patches`` [2],
 ``hard_fraction`` [0.2], ``hard_weight`` [1.0], ``backbone_weights`` [none], ``backgrounds``
 [none], ``check_files`` [true].
@@ -52,7 +53,7 @@ _DEFAULTS: dict[str, Any] = {
     "patch_size": 64, "refine_patches": 8, "click_radius": 15.0, "input_size": 320, "global_side": 1024,
     "crop_sizes": [320, 480, 640], "flip": True, "geometric_p": 1 / 6, "max_clicks": 30, "fg_prob": 0.5,
     "error_clicks": 0, "whole_image_scales": [], "transition_band": 5, "loss_weight_grad": 1.0, "refine_train_patches": 2,
-    "hard_fraction": 0.2, "hard_weight": 1.0,
+    "hard_fraction": 0.2, "hard_weight": 1.0, "distractor_prob": 0.0,
 }
 
 
@@ -80,10 +81,11 @@ def check_recipe(recipe: Mapping[str, Any]) -> None:
     for key in ("click_radius", "sigma_min", "loss_weight_grad", "hard_weight"):
         if not is_number(get(key)) or get(key) < 0 or (key in ("click_radius", "sigma_min") and get(key) <= 0):
             raise bad(key, get(key), "a positive number" if key in ("click_radius", "sigma_min") else "a number >= 0")
-    for key in ("geometric_p", "fg_prob", "hard_fraction"):
+    for key in ("geometric_p", "fg_prob", "hard_fraction", "distractor_prob"):
         v = get(key)
-        if not is_number(v) or not 0 <= v <= 1 or (key != "fg_prob" and v == 0):
-            raise bad(key, v, "a number in (0, 1]" if key != "fg_prob" else "a number in [0, 1]")
+        closed = key in ("fg_prob", "distractor_prob")  # 0 allowed
+        if not is_number(v) or not 0 <= v <= 1 or (not closed and v == 0):
+            raise bad(key, v, "a number in [0, 1]" if closed else "a number in (0, 1]")
     check_sizes("crop_sizes", get("crop_sizes"))
     scales = get("whole_image_scales")
     if not isinstance(scales, (list, tuple)) or len(scales) not in (0, 2) or not all(
@@ -117,7 +119,7 @@ class ClickFamily(RegisteredNetwork):
                 "global_side": int(s["global_side"])}
 
     def prepare_model(self, model: nn.Module, recipe: Mapping[str, Any], stage: str) -> None:
-        """ImageNet ResNet weights (``backbone_weights``) into a fresh encoder; U's stem weights stay 0."""
+        """ImageNet ResNet weights (``backbone_weights``) into a fresh encoder; U's stem weights set to 0."""
         _check_stage(stage)
         path = recipe.get("backbone_weights")
         if not path:
@@ -147,7 +149,8 @@ class ClickFamily(RegisteredNetwork):
                                  input_size=int(s["input_size"]), flip=bool(recipe.get("flip", True)),
                                  radius=float(s["click_radius"]), geometric_p=float(s["geometric_p"]),
                                  max_clicks=int(s["max_clicks"]), fg_prob=float(s["fg_prob"]),
-                                 whole_image_scales=tuple(float(v) for v in s["whole_image_scales"]))
+                                 whole_image_scales=tuple(float(v) for v in s["whole_image_scales"]),
+                                 distractor_prob=float(s["distractor_prob"]))
 
     def val_dataset(self, recipe: Mapping[str, Any], data_dir: str, seed: int) -> Dataset:
         s = self._settings(recipe)

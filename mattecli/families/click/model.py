@@ -7,7 +7,9 @@ refinement network applied to the k x k patches (k = 64) of highest predicted un
 as many as the user's budget allows. Everything else here is **ours** (docs/click.md):
 
 - :class:`Encoder`: a ResNet (34 by default, torchvision layout, ImageNet weights by path)
-  on 4 channels, the extra U channel's stem weights zero so ImageNet features are kept;
+  on 4 channels; loading ImageNet weights sets the U channel's stem weights to zero (the
+  network starts from the ImageNet features), while from scratch U's stem weights are drawn
+  like the RGB channels' (zero there held U back: docs/train.md);
 - :class:`AlphaDecoder` / :class:`UncertaintyDecoder`: U-Net decoders over the encoder's
   five scales (bilinear 2x upsampling, skip concatenation, two 3x3 conv-BN-ReLU per level)
   and a full-resolution head that also sees the 4-channel input; alpha through a sigmoid,
@@ -49,9 +51,8 @@ class Encoder(nn.Module):
 
     def __init__(self, depth: int = 34) -> None:
         super().__init__()
+        # U's stem weights: He-initialised like RGB's; zeroed by load_imagenet_resnet on an ImageNet start
         self.resnet = ResNet(depth, in_channels=4)
-        with torch.no_grad():  # U starts without influence; training gives it one
-            self.resnet.conv1.weight[:, 3:].zero_()
         expansion = self.resnet.out_channels // 512
         self.channels = (64, 64 * expansion, 128 * expansion, 256 * expansion, 512 * expansion)
 
