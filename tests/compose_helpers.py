@@ -52,6 +52,21 @@ def tree_digest(root: Path, exclude: tuple[str, ...] = ("compose.json",)) -> dic
     return out
 
 
+def composed_training_set(src: Path, out: Path, seed: int = 1, per_fg: int = 1) -> Path:
+    """``mattecli compose --trimaps`` of the built-in samples written to ``src`` (fg/, alpha/, bg/)
+    into ``out``: the small datasets the training tests learn from (narrow 1-3 iteration bands,
+    one process)."""
+    from typer.testing import CliRunner
+
+    from mattecli.cli.app import app
+
+    r = CliRunner().invoke(app, ["compose", "--fg", str(src / "fg"), "--alpha", str(src / "alpha"), "--bg", str(src / "bg"),
+                                 "--out", str(out), "--per-fg", str(per_fg), "--trimaps", "--trimap-iterations", "1-3",
+                                 "--seed", str(seed), "-q", "--workers", "1"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
 def run_cli(args: list[str], capsys) -> tuple[int, str]:
     """Run ``mattecli`` in-process; returns (exit code, stderr)."""
     import pytest

@@ -344,18 +344,12 @@ def test_error_driven_clicks_are_added_where_the_prediction_is_wrong():
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
-    from typer.testing import CliRunner
-
-    from mattecli.cli.app import app
+    from compose_helpers import composed_training_set
     from mattecli.data.samples import write_samples
 
     root = tmp_path_factory.mktemp("clickdata")
     write_samples(root / "src", seed=3, foregrounds=2, backgrounds=3, size=(48, 40))
-    r = CliRunner().invoke(app, ["compose", "--fg", str(root / "src" / "fg"), "--alpha", str(root / "src" / "alpha"),
-                                 "--bg", str(root / "src" / "bg"), "--out", str(root / "data"), "--per-fg", "1",
-                                 "--trimaps", "--trimap-iterations", "1-3", "--seed", "1", "-q", "--workers", "1"])
-    assert r.exit_code == 0, r.output
-    return root / "data"
+    return composed_training_set(root / "src", root / "data")
 
 
 RECIPE = {"family": "click", "lr": 1e-3, "batch_size": 2, "iters": 2, "checkpoint_every": 1, "input_size": 32,

@@ -16,6 +16,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from compose_helpers import composed_training_set
 from mattecli.backbones.imagenet import MIRROR_ENV, TORCHVISION, cache_dir, fetch_published
 from mattecli.backbones.vgg import CONV_INDICES, VGG16_LAYOUT
 from mattecli.cli.app import app
@@ -124,11 +125,7 @@ def test_server_down_names_the_file_the_place_and_from_scratch(torch_home, monke
 def dataset(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("imagenet-data")
     write_samples(root / "src", seed=5, foregrounds=2, backgrounds=2, size=(64, 64))
-    r = CliRunner().invoke(app, ["compose", "--fg", str(root / "src" / "fg"), "--alpha", str(root / "src" / "alpha"),
-                                 "--bg", str(root / "src" / "bg"), "--out", str(root / "ds"), "--per-fg", "1",
-                                 "--trimaps", "--trimap-iterations", "1-3", "--seed", "1", "-q", "--workers", "1"])
-    assert r.exit_code == 0, r.output
-    return root / "ds"
+    return composed_training_set(root / "src", root / "ds")
 
 
 def train_args(family: str, dataset: Path, out: Path, *extra: str) -> list[str]:

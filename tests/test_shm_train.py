@@ -10,6 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from compose_helpers import composed_training_set
 from mattecli.cli.app import app, main
 from mattecli.data.manifest import read_manifest, resolve
 from mattecli.data.samples import write_samples
@@ -43,10 +44,7 @@ def datasets(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("shmdata")
     write_samples(root / "src", seed=5, foregrounds=3, backgrounds=4, size=(64, 64))
     for name, seed in (("train", 1), ("test", 2)):
-        r = invoke("compose", "--fg", str(root / "src" / "fg"), "--alpha", str(root / "src" / "alpha"),
-                   "--bg", str(root / "src" / "bg"), "--out", str(root / name), "--per-fg", "1",
-                   "--trimaps", "--trimap-iterations", "1-3", "--seed", str(seed), "-q", "--workers", "1")
-        assert r.exit_code == 0, r.output
+        composed_training_set(root / "src", root / name, seed)
     return {"train": root / "train", "test": root / "test", "root": root}
 
 
