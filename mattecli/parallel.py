@@ -22,9 +22,18 @@ R = TypeVar("R")
 ONE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its CPU affinity: what a scheduler such as SLURM or
+    ``taskset`` granted), or every core where affinity is not known."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def default_workers(workers: int | None, jobs: int | None = None) -> int:
-    """``workers`` (default: every core), never more than ``jobs`` and never below 1."""
-    n = workers or os.cpu_count() or 1
+    """``workers`` (default: every usable core), never more than ``jobs`` and never below 1."""
+    n = workers or usable_cores()
     if jobs is not None:
         n = min(n, jobs)
     return max(1, n)
@@ -126,4 +135,4 @@ def ordered_map(fn: Callable[[T], R], tasks: Iterable[tuple[K, T]], workers: int
 
 _BROKEN = object()
 
-__all__ = ["ONE_THREAD_ENV", "default_workers", "ordered_map", "single_threaded_worker", "spawned_single_threaded"]
+__all__ = ["ONE_THREAD_ENV", "default_workers", "usable_cores", "ordered_map", "single_threaded_worker", "spawned_single_threaded"]

@@ -28,7 +28,8 @@ def test_ordered_map_runs_a_single_task_or_one_worker_here():
     assert list(ordered_map(square_or_die, [("a", 5)], workers=4, crashed=None)) == [("a", (25, os.getpid()))]
     got = list(ordered_map(square_or_die, [("a", 1), ("b", 2)], workers=1, crashed=None))
     assert got == [("a", (1, os.getpid())), ("b", (4, os.getpid()))]
-    assert default_workers(None, 3) == min(os.cpu_count() or 1, 3) and default_workers(8, 0) == 1
+    assert default_workers(None, 3) == min(len(os.sched_getaffinity(0)), 3) and default_workers(8, 0) == 1
+    assert default_workers(None) == len(os.sched_getaffinity(0)) and default_workers(5, 9) == 5
 
 
 def test_matte_workers_give_the_same_files_and_report_bad_ones(tmp_path, capsys, monkeypatch):

@@ -1,7 +1,6 @@
 """What a compose run is asked to do, in one picklable value."""
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +8,7 @@ from mattecli.data.composite import CONVENTIONS, DEFAULT_CONVENTION
 from mattecli.data.plates import PlateSpec
 from mattecli.data.trimap import TrimapSpec
 from mattecli.errors import MatteError
+from mattecli.parallel import default_workers
 from mattecli.shards import check_shard
 
 CROP_MODES = ("topleft", "random")
@@ -65,12 +65,7 @@ class ComposeOptions:
         check_shard(self.shard)
 
     def worker_count(self) -> int:
-        if self.workers:
-            return self.workers
-        try:
-            return max(1, len(os.sched_getaffinity(0)))
-        except AttributeError:  # not on Linux
-            return max(1, os.cpu_count() or 1)
+        return default_workers(self.workers)
 
 
 def parse_range(text: str, flag: str) -> tuple[int, int]:

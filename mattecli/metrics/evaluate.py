@@ -4,7 +4,6 @@ from __future__ import annotations
 import csv
 import io
 import multiprocessing
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -17,7 +16,7 @@ from mattecli.errors import BadInput, MatteError
 from mattecli.io.images import read_raw, to_uint8
 from mattecli.metrics.compute import DEFAULT_METRICS, check_metric_names, compute_metrics
 from mattecli.metrics.pairing import EvalItem
-from mattecli.parallel import single_threaded_worker
+from mattecli.parallel import default_workers, single_threaded_worker
 
 
 @dataclass
@@ -143,7 +142,7 @@ def evaluate_items(items: Sequence[EvalItem], metrics: Sequence[str] = DEFAULT_M
     progress bar). Bad files do not stop the batch: they come back with ``error`` set.
     """
     metrics = check_metric_names(metrics)
-    workers = max(1, min(workers or os.cpu_count() or 1, len(items)))
+    workers = default_workers(workers, len(items))
     score = partial(score_item, metrics=metrics, convention=convention, region=region)
     results: list[ItemResult] = []
     if workers == 1:
