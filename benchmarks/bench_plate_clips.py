@@ -1,7 +1,7 @@
 """Weights-free plate matting on 720p clips with a known plate and known alpha, over time.
 
     python benchmarks/bench_plate_clips.py [--frames 10] [--weights RUN/best.pt] [--video-frames 60]
-                                           [--data ../shared/data/real] [--clips distinct,still,...]
+                                           [--data ../shared/data/real] [--clips distinct,still,...] [--dev]
 
 Seven 1280x720 clips, each hard in its own way; the subject moves 6 px a frame unless still:
 
@@ -17,7 +17,8 @@ Seven 1280x720 clips, each hard in its own way; the subject moves 6 px a frame u
   recoloured to the subject's mean and spread of colour, so the two are close in colour.
 
 The real sources come from ``../shared/data/real`` (test data, never tuned on; the three synthetic
-clips are those the method was developed on). Each frame and the plate carry their own sensor noise;
+clips are those the method was first developed on). ``--dev`` builds the same kinds from other
+objects, backgrounds and seeds: the development clips on which later choices are made. Each frame and the plate carry their own sensor noise;
 the ground-truth alpha moves coherently (the same strands, shifted).
 
 Scored per clip: the error near the subject (mean |alpha - true| over true alpha > 0 dilated by
@@ -27,6 +28,8 @@ Scored per clip: the error near the subject (mean |alpha - true| over true alpha
   that clip's own error from a grid (an upper bound on what a crude key can do);
 - the plate method frame by frame (temporal filter off);
 - the plate method as ``mattecli video`` runs it (temporal filter on);
+- an oracle: the per-frame mattes averaged along the subject's true motion (what any
+  motion-compensated temporal filter could at best do with them);
 - a bgm network with --weights (frame by frame).
 
 Then ``mattecli video`` end to end (H.264 in; comp, alpha and rgba out) on the ``distinct`` clip:
@@ -109,7 +112,7 @@ def real_subject(name: str, height: int = 560) -> tuple[np.ndarray, np.ndarray]:
 
 
 def real_background(name: str, size: tuple[int, int] = (W, H)) -> np.ndarray:
-    bg = cv2.cvtColor(cv2.imread(str(REAL / "bgmatting_v1_handheld" / name)), cv2.COLOR_BGR2RGB)
+    bg = cv2.cvtColor(cv2.imread(str(REAL / name)), cv2.COLOR_BGR2RGB)
     from mattecli.inference.video import fit_cover
 
     return fit_cover(bg, *size).astype(np.float32)
@@ -119,7 +122,20 @@ def noisy(image: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarr
     return np.clip(image + rng.normal(0, sigma, image.shape), 0, 255).astype(np.uint8)
 
 
-def make_clip(kind: str, frames: int, seed: int) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], bool]:
+#: the real sources of the scored clips: (alphamatting.com object, background under ../shared/data/real)
+SCORED_SOURCES = {"still (real)": ("GT04", "bgmatting_v1_handheld/target_bg_0001.jpg"),
+                  "hand-held (real)": ("GT13", "bgmatting_v1_handheld/plate_background.png"),
+                  "close colour (real)": ("GT18", "bgmatting_v1_handheld/target_bg_0002.jpg")}
+#: ``--dev``: the same kinds of clip from other objects and backgrounds (and other seeds), the only
+#: clips on which the plate method's temporal and low-contrast choices of issue 19 were made
+DEV_SOURCES = {"still (real)": ("GT01", "bgmatting_v2_pair/plate_background.png"),
+               "hand-held (real)": ("GT05", "bgmatting_v1_handheld/target_bg_0001.jpg"),
+               "close colour (real)": ("GT08", "bgmatting_v2_pair/plate_background.png")}
+DEV_SEED_OFFSET = 1000
+
+
+def make_clip(kind: str, frames: int, seed: int,
+              sources: dict[str, tuple[str, str]] = SCORED_SOURCES) -> tuple[list[np.ndarray], np.ndarray, list[np.ndarray], bool]:
     """(frames, plate, true alphas, needs --align)."""
     rng = np.random.default_rng(seed)
     noise = 3.0 if kind in ("hair", "misaligned") else 2.0
@@ -136,16 +152,15 @@ def make_clip(kind: str, frames: int, seed: int) -> tuple[list[np.ndarray], np.n
             fg0 = fg0 + texture(rng, H, W, 6) * 0.25 - 30
         fg0 = np.clip(fg0, 0, 255)
     else:
-        source = {"still (real)": "GT04", "hand-held (real)": "GT13", "close colour (real)": "GT18"}[kind]
+        source, background = sources[kind]
         fg0, alpha0 = real_subject(source)
-        if kind == "still (real)":
-            bg = real_background("target_bg_0001.jpg")
-        elif kind == "hand-held (real)":
-            bg = real_background("plate_background.png", (W + 160, H + 90))
+        if kind == "hand-held (real)":
+            bg = real_background(background, (W + 160, H + 90))
             camera = bg
             bg = bg[45:45 + H, 80:80 + W]
         else:
-            bg = real_background("target_bg_0002.jpg")
+            bg = real_background(background)
+        if kind == "close colour (real)":
             inside = alpha0 > 0.9
             mean_f, std_f = fg0[inside].mean(0), fg0[inside].std(0)
             bg = (bg - bg.mean((0, 1))) / np.maximum(bg.std((0, 1)), 1) * std_f + mean_f
@@ -207,6 +222,21 @@ def tuned_key(images, plate, alphas) -> tuple[list[np.ndarray], tuple[float, flo
     return [key_alpha(i, plate, *best) for i in images], best
 
 
+ORACLE = "oracle: frame by frame + running mean along the TRUE subject motion"
+
+
+def motion_compensated_mean(preds: list[np.ndarray], still: bool, strength: float = 0.8) -> list[np.ndarray]:
+    """A diagnostic no method can run: the per-frame mattes averaged recursively along the subject's
+    true motion (``make_clip``'s shift of each frame), with the temporal filter's strength. What it
+    leaves of dtSSD is not flicker but the per-frame error moving with the subject."""
+    out = [preds[0]]
+    for t in range(1, len(preds)):
+        dx = 0.0 if still else float(STEP_PX)
+        dy = 0.0 if still else 2.0 * (np.sin(t / 3.0) - np.sin((t - 1) / 3.0))
+        out.append(strength * shift(out[-1], dx, dy) + (1 - strength) * preds[t])
+    return out
+
+
 def bgm_method(weights: str):
     import torch
 
@@ -249,16 +279,19 @@ def main() -> None:
     parser.add_argument("--video-frames", type=int, default=60)
     parser.add_argument("--clips", default=None, help="comma-separated subset of the clip names")
     parser.add_argument("--data", type=Path, default=REAL, help="the shared real data (alphamatting, bgmatting_v1)")
+    parser.add_argument("--dev", action="store_true",
+                        help="the development clips (other objects, backgrounds and seeds), not the scored ones")
     args = parser.parse_args()
     globals()["REAL"] = args.data
     every = ["distinct", "similar", "hair", "misaligned", "still (real)", "hand-held (real)", "close colour (real)"]
     kinds = [k for k in every if not args.clips or k.split(" ")[0] in args.clips.split(",")]
-    print(f"load average at start: {os.getloadavg()[0]:.2f}")
+    print(f"{'development' if args.dev else 'scored'} clips; load average at start: {os.getloadavg()[0]:.2f}")
     rows: dict[str, dict[str, dict[str, float]]] = {}
     seconds: dict[str, list[float]] = {}
     tuned: dict[str, tuple[float, float]] = {}
     for kind in kinds:
-        images, plate, alphas, align = make_clip(kind, args.frames, seed=10 + every.index(kind))  # as in a full run
+        seed = 10 + every.index(kind) + (DEV_SEED_OFFSET if args.dev else 0)  # as in a full run
+        images, plate, alphas, align = make_clip(kind, args.frames, seed, DEV_SOURCES if args.dev else SCORED_SOURCES)
         preds, tuned[kind] = tuned_key(images, plate, alphas)
         rows.setdefault("crude key, tuned per clip", {})[kind] = scores(preds, alphas)
         methods = {"plate method, frame by frame": PlateMatting(align=align, temporal=TemporalSettings(strength=0)),
@@ -273,6 +306,9 @@ def main() -> None:
                 seconds.setdefault(name, []).append(time.perf_counter() - t0)
                 preds.append(out.alpha if hasattr(out, "alpha") else out)
             rows.setdefault(name, {})[kind] = scores(preds, alphas)
+            if name == "plate method, frame by frame":
+                oracle = motion_compensated_mean(preds, still=kind == "still (real)")
+                rows.setdefault(ORACLE, {})[kind] = scores(oracle, alphas)
         print(f"  {kind}: done (key tuned to low={tuned[kind][0]:g}, width={tuned[kind][1]:g}); "
               f"load {os.getloadavg()[0]:.2f}", flush=True)
     short = [k.replace(" (real)", "*") for k in kinds]

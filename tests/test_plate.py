@@ -206,3 +206,37 @@ def test_projection_beats_the_ramp_and_the_crude_key_on_strands_and_similar_colo
     assert errors["similar", "projection"] < errors["similar", "crude"], errors  # the hardest case: a smaller margin
     with pytest.raises(ValueError):
         PlateSettings(mode="other")
+
+
+def test_a_patch_of_subject_coloured_like_the_plate_stays_subject_and_a_clear_gap_stays_background():
+    """Where the subject's own colour matches the plate behind it the frame equals the plate: a hole
+    no difference can tell from a gap. When the subject around it is itself close to the plate's
+    colour, it is subject (alpha 1); a gap in a saturated subject stays background, also under the
+    optional depth rule, whose faint-rim guard keeps a clear-edged gap open."""
+    rng = np.random.default_rng(7)
+    h, w = 240, 320
+    bg = cv2.resize(rng.integers(60, 200, (5, 6, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    alpha = np.zeros((h, w), np.float32)
+    cv2.circle(alpha, (110, 120), 90, 1.0, -1)  # a subject coloured close to the background ...
+    cv2.circle(alpha, (250, 120), 60, 1.0, -1)  # ... and a saturated one with a true gap
+    yy, xx = np.mgrid[0:h, 0:w]
+    patch = np.hypot(xx - 110, yy - 120) < 12
+    gap = np.hypot(xx - 250, yy - 120) < 9
+    alpha[gap] = 0.0
+    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.0)
+    fg = bg + np.array([13.0, -9.0, 7.0])
+    fg[xx > 180] = (230.0, 40.0, 30.0)
+    fg[patch] = bg[patch]  # the subject's colour here is the background's
+    image = np.clip(alpha[:, :, None] * fg + (1 - alpha[:, :, None]) * bg + rng.normal(0, 1.0, bg.shape), 0, 255)
+    plate = np.clip(bg + rng.normal(0, 1.0, bg.shape), 0, 255).astype(np.uint8)
+    image = image.astype(np.uint8)
+    core_of_gap = np.hypot(xx - 250, yy - 120) < 5
+    filled = alpha_from_plate(image, plate)
+    assert filled[patch].mean() > 0.95, filled[patch].mean()
+    assert filled[core_of_gap].max() < 0.1, filled[core_of_gap].max()
+    unfilled = alpha_from_plate(image, plate, PlateSettings(hole_fraction=0.0))
+    assert unfilled[patch].mean() < 0.5, unfilled[patch].mean()  # without the rule: a hole
+    deep = alpha_from_plate(image, plate, PlateSettings(hole_depth=32.0))
+    assert deep[core_of_gap].max() < 0.1, deep[core_of_gap].max()  # a clear-edged gap stays open
+    unguarded = alpha_from_plate(image, plate, PlateSettings(hole_depth=32.0, hole_edge=1000.0))
+    assert unguarded[core_of_gap].mean() > 0.9, unguarded[core_of_gap].mean()  # ... by the rim guard

@@ -60,6 +60,17 @@ class PlateSettings:
     fill_radius: int = 32  # projection: px over which F is spread from sure foreground
     core_depth: int = 16  # projection: px inside the subject region beyond which alpha is 1
     inside_snap: float = 0.25  # projection: alphas this close to 1 within the region (clamp px in) become 1
+    #: projection: an enclosed hole of the subject region where the foreground spread around it is
+    #: within ``min_contrast`` of the plate is subject coloured like the background, filled (alpha 1);
+    #: a hole larger than this fraction of its region stays background whatever its colour (0 = off)
+    hole_fraction: float = 0.05
+    #: projection: ... and an enclosed hole reaching deeper than this (px) inside the filled region is
+    #: filled when its rim is faint (0 = off, the default: in a mass of hair the gaps are deep and
+    #: faint-rimmed too; docs/video.md) ...
+    hole_depth: float = 0.0
+    #: ... faint: the median max-channel difference within 5 px around the hole below this; a gap
+    #: with a clear edge (between an arm and the body) stays background
+    hole_edge: float = 30.0
 
     def __post_init__(self) -> None:
         if self.mode not in ("projection", "ramp"):
@@ -273,6 +284,79 @@ def _subject_region(dmax: np.ndarray, s: "PlateSettings") -> np.ndarray:
     return keep[labels]
 
 
+def _spread_foreground(small: np.ndarray, core: np.ndarray, fill_radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """The subject's colour spread from its interior by normalised convolution, at the 1/4
+    resolution of ``small``: (F float32 hxwx3, valid uint8 hxw where any interior was in reach)."""
+    sh, sw = small.shape[:2]
+    weight = cv2.resize(core.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
+    k = max(3, 2 * round(fill_radius / 4) + 1)
+    den = cv2.blur(weight, (k, k))
+    num = cv2.blur(small * weight[:, :, None], (k, k))
+    return (num / np.maximum(den, 1e-3)[:, :, None]).astype(np.float32), (den > 1e-3).astype(np.uint8)
+
+
+def _subject_coloured_holes(region: np.ndarray, dmax: np.ndarray, f_small: np.ndarray, valid_small: np.ndarray,
+                            plate: np.ndarray, s: "PlateSettings") -> np.ndarray:
+    """bool HxW: the enclosed holes of the subject region that are subject, not background.
+
+    Where the subject's own colour matches the plate behind it, the frame does not differ from the
+    plate and the region has a hole that no difference can tell from a gap in the subject. Two
+    things can: the colour around it (if the foreground spread from the surrounding interior is
+    itself within ``min_contrast`` of the plate over the hole, the hole is the subject's colour; a
+    gap would show the plate where the subject's colour differs from it, as between the strands of
+    saturated hair), and, when ``hole_depth`` > 0, where it lies with what edge (a hole reaching
+    deeper than ``hole_depth`` px inside the filled region, with a faint rim: median difference
+    around it below ``hole_edge``; gaps between strands lie near the edge, and a gap between an arm
+    and the body has a clear edge, but the gaps in a mass of hair are deep and faint-rimmed too, so
+    this second test is off by default). Holes touching the frame's border are background, and so are holes larger
+    than ``hole_fraction`` of the region's area."""
+    h, w = region.shape
+    out = np.zeros((h, w), bool)
+    bx, by, bw, bh = cv2.boundingRect(region)  # every hole lies inside the region's box
+    if bw == 0:
+        return out
+    oy, ox, y1, x1 = max(0, by - 1), max(0, bx - 1), min(h, by + bh + 1), min(w, bx + bw + 1)
+    box = (slice(oy, y1), slice(ox, x1))  # a 1-px margin of background joins what lies outside
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(1 - region[box], connectivity=4)
+    if count <= 2:
+        return out
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    enclosed = np.ones(count, bool)
+    enclosed[border] = False
+    enclosed[0] = False  # label 0: the region itself
+    areas = stats[:, cv2.CC_STAT_AREA]
+    enclosed &= areas <= s.hole_fraction * max(1, int(region.sum()))
+    if not enclosed.any():
+        return out
+    sh, sw = f_small.shape[:2]
+    plate_small = cv2.resize(plate, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    contrast = np.sqrt(((f_small - plate_small) ** 2).sum(axis=2))
+    low_small = (contrast < s.min_contrast) & (valid_small > 0)
+    ys, xs = np.nonzero(enclosed[labels])  # the holes' pixels only: a few hundred to thousands
+    hole_labels = labels[ys, xs]
+    low = low_small[np.minimum((ys + oy) * sh // h, sh - 1), np.minimum((xs + ox) * sw // w, sw - 1)]
+    share = np.bincount(hole_labels, weights=low, minlength=count) / np.maximum(areas, 1)
+    deep = np.zeros(count, bool)
+    if s.hole_depth > 0:
+        filled = (region[box] > 0).astype(np.uint8)
+        filled[ys, xs] = 1
+        depth = cv2.distanceTransform(filled, cv2.DIST_L2, 3)
+        deepest = np.zeros(count, np.float32)
+        np.maximum.at(deepest, hole_labels, depth[ys, xs])
+        deep = enclosed & (deepest > s.hole_depth)
+    faint = np.zeros(count, bool)
+    for i in np.flatnonzero(deep):  # few holes; each rim from its bounding box
+        x, y, hw, hh = stats[i, :4]
+        lh, lw = labels.shape
+        ry0, rx0, ry1, rx1 = max(0, y - 5), max(0, x - 5), min(lh, y + hh + 5), min(lw, x + hw + 5)
+        hole = (labels[ry0:ry1, rx0:rx1] == i).astype(np.uint8)
+        rim = (cv2.dilate(hole, ellipse(11)) > 0) & (hole == 0)
+        faint[i] = rim.any() and float(np.median(dmax[box][ry0:ry1, rx0:rx1][rim])) < s.hole_edge
+    fill = enclosed & ((share >= 0.5) | (deep & faint))
+    out[box] = fill[labels]
+    return out
+
+
 def alpha_by_projection(image: np.ndarray, plate: np.ndarray, settings: PlateSettings = PlateSettings()) -> np.ndarray:
     """Alpha from the compositing equation itself, I - B = alpha (F - B), solved per pixel.
 
@@ -280,7 +364,8 @@ def alpha_by_projection(image: np.ndarray, plate: np.ndarray, settings: PlateSet
        above ``detect``, opened (``open_radius``) against noise and the thin false edges of a
        misregistered plate, closed over small gaps, specks dropped. Its interior (deeper than
        ``core_depth`` px) is alpha 1 -- also where the subject's colour is close to the
-       background's, which no threshold of |I - B| gets right.
+       background's, which no threshold of |I - B| gets right. Its enclosed holes whose
+       surrounding subject colour matches the plate are filled (:func:`_subject_coloured_holes`).
     2. F near the edge: the frame's colour spread from that interior by normalised
        convolution (``fill_radius``, at 1/4 resolution).
     3. Every pixel within ``reach`` px of the region whose difference exceeds ``detect`` (no
@@ -298,24 +383,25 @@ def alpha_by_projection(image: np.ndarray, plate: np.ndarray, settings: PlateSet
     r, g, b = cv2.split(cv2.absdiff(img_s, plate_s))
     dmax = cv2.max(cv2.max(r, g), b)
     region = _subject_region(dmax, s)
+    h, w = dmax.shape
     # distances to the region's edge (one transform each way) instead of large morphology kernels
     depth = cv2.distanceTransform(region, cv2.DIST_L2, 3)
     core = depth > s.core_depth
+    sw, sh = max(1, w // 4), max(1, h // 4)
+    small = cv2.resize(img_s, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
+    f_small, valid_small = _spread_foreground(small, core, s.fill_radius)
+    if s.hole_fraction > 0:
+        holes = _subject_coloured_holes(region, dmax, f_small, valid_small, plate_s, s)
+        if holes.any():  # the filled region decides the core and the rim
+            region = region | holes.astype(np.uint8)
+            depth = cv2.distanceTransform(region, cv2.DIST_L2, 3)
+            core = (depth > s.core_depth) | holes
     matte = core.astype(np.float32)
-    h, w = dmax.shape
     near = cv2.distanceTransform(1 - region, cv2.DIST_L2, 3) <= s.reach
     candidate = near & (dmax > s.detect) & ~core
     candidate |= (region > 0) & ~core  # the region's own rim, even where the difference is faint
     if not candidate.any():
         return matte
-    sw, sh = max(1, w // 4), max(1, h // 4)
-    weight = cv2.resize(core.astype(np.float32), (sw, sh), interpolation=cv2.INTER_AREA)
-    small = cv2.resize(img_s, (sw, sh), interpolation=cv2.INTER_AREA).astype(np.float32)
-    k = max(3, 2 * round(s.fill_radius / 4) + 1)
-    den = cv2.blur(weight, (k, k))
-    num = cv2.blur(small * weight[:, :, None], (k, k))
-    f_small = (num / np.maximum(den, 1e-3)[:, :, None]).astype(np.float32)
-    valid_small = (den > 1e-3).astype(np.uint8)
     ys, xs = np.nonzero(candidate)
     f = cv2.resize(f_small, (w, h), interpolation=cv2.INTER_LINEAR)[ys, xs]
     valid = cv2.resize(valid_small, (w, h), interpolation=cv2.INTER_NEAREST)[ys, xs] > 0
