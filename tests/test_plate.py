@@ -240,3 +240,40 @@ def test_a_patch_of_subject_coloured_like_the_plate_stays_subject_and_a_clear_ga
     assert deep[core_of_gap].max() < 0.1, deep[core_of_gap].max()  # a clear-edged gap stays open
     unguarded = alpha_from_plate(image, plate, PlateSettings(hole_depth=32.0, hole_edge=1000.0))
     assert unguarded[core_of_gap].mean() > 0.9, unguarded[core_of_gap].mean()  # ... by the rim guard
+
+
+def test_detection_threshold_follows_the_frames_noise_between_its_bounds():
+    """The threshold is 7x the mean of the lower half of the max-channel differences (computed here
+    by sorting), clipped to [detect_min, detect]; noisier footage keeps the fixed threshold."""
+    from mattecli.inference.plate import detection_threshold
+
+    rng = np.random.default_rng(3)
+    for sigma, expect_fixed in ((0.6, False), (2.0, False), (6.0, True)):
+        dmax = np.clip(np.abs(rng.normal(0, sigma, (90, 120))) + 0.5, 0, 255).astype(np.uint8)
+        dmax[30:60, 40:80] = 80  # a subject
+        values = np.sort(dmax.ravel())
+        median = values[(values.size - 1) // 2]
+        noise = values[values <= median].mean()
+        expected = float(np.clip(7.0 * noise, 6.0, 10.0))
+        got = detection_threshold(dmax, PlateSettings())
+        assert got == pytest.approx(expected, abs=1e-6)
+        assert (got == 10.0) == expect_fixed, (sigma, got)
+        assert detection_threshold(dmax, PlateSettings(detect_noise=0)) == 10.0
+
+
+def test_a_faint_subject_on_clean_footage_is_found():
+    """A subject only 8 levels from the plate on clean footage: the noise-scaled threshold finds it,
+    the fixed one of 10 levels does not."""
+    rng = np.random.default_rng(5)
+    h, w = 160, 200
+    bg = cv2.resize(rng.integers(60, 190, (4, 5, 3)).astype(np.float32), (w, h), interpolation=cv2.INTER_CUBIC)
+    alpha = cv2.GaussianBlur(disc_alpha(h, w, 100, 80, 45, soft=1.0), (0, 0), 0.5)
+    fg = bg + np.array([8.0, -6.0, 5.0])
+    image = np.clip(alpha[:, :, None] * fg + (1 - alpha[:, :, None]) * bg + rng.normal(0, 0.8, bg.shape), 0, 255)
+    plate = np.clip(bg + rng.normal(0, 0.8, bg.shape), 0, 255).astype(np.uint8)
+    image = image.astype(np.uint8)
+    inside = disc_alpha(h, w, 100, 80, 25, soft=1.0) >= 1.0  # the core: deeper than 16 px
+    scaled = alpha_from_plate(image, plate)
+    fixed = alpha_from_plate(image, plate, PlateSettings(detect_noise=0))
+    assert scaled[inside].mean() > 0.9, scaled[inside].mean()
+    assert fixed[inside].mean() < 0.5, fixed[inside].mean()

@@ -54,7 +54,11 @@ class PlateSettings:
     #: "projection" (default): alpha = (I - B).(F - B) / |F - B|^2 with F spread from sure
     #: foreground; "ramp": the previous soft threshold of the colour distance
     mode: str = "projection"
-    detect: float = 10.0  # projection: max-channel difference (grey levels) that may be subject
+    detect: float = 10.0  # projection: max-channel difference (grey levels) that may be subject ...
+    #: ... lowered on clean footage to this many times the frame's difference noise (the mean of the
+    #: lower half of its max-channel differences), but not below ``detect_min`` (0 = always ``detect``)
+    detect_noise: float = 7.0
+    detect_min: float = 6.0
     reach: int = 48  # projection: px from the robust matte within which faint detail is kept
     min_contrast: float = 20.0  # projection: |F - B| below this falls back to the ramp
     fill_radius: int = 32  # projection: px over which F is spread from sure foreground
@@ -269,10 +273,26 @@ def alpha_from_plate(image: np.ndarray, plate: np.ndarray, settings: PlateSettin
     return alpha_by_ramp(image, plate, settings)
 
 
-def _subject_region(dmax: np.ndarray, s: "PlateSettings") -> np.ndarray:
+def detection_threshold(dmax: np.ndarray, s: "PlateSettings") -> float:
+    """The difference (grey levels) above which a pixel may be subject: ``detect``, or on clean
+    footage less, in proportion to the frame's noise. Most of a frame is background, so the lower
+    half of its max-channel differences is noise; their mean (from a histogram: cheap at 720p)
+    measures it. A frame the subject fills more than half of only raises the estimate, towards
+    the fixed ``detect``."""
+    if s.detect_noise <= 0:
+        return s.detect
+    hist = cv2.calcHist([dmax], [0], None, [256], [0, 256]).ravel()
+    cumulative = np.cumsum(hist)
+    median = int(np.searchsorted(cumulative, cumulative[-1] / 2))
+    lower = hist[:median + 1]
+    noise = float((lower * np.arange(median + 1)).sum() / max(lower.sum(), 1.0))
+    return float(np.clip(s.detect_noise * noise, s.detect_min, s.detect))
+
+
+def _subject_region(dmax: np.ndarray, s: "PlateSettings", detect: float) -> np.ndarray:
     """uint8 0/1: where the frame differs from the plate by more than ``detect``, opened against
     noise and thin misregistration edges, closed over small gaps, small specks dropped."""
-    region = (dmax > s.detect).astype(np.uint8)
+    region = (dmax > detect).astype(np.uint8)
     region = cv2.morphologyEx(region, cv2.MORPH_OPEN, ellipse(2 * s.open_radius + 1))
     region = cv2.morphologyEx(region, cv2.MORPH_CLOSE, ellipse(7))
     count, labels, stats, _ = cv2.connectedComponentsWithStats(region, connectivity=8)
@@ -382,7 +402,8 @@ def alpha_by_projection(image: np.ndarray, plate: np.ndarray, settings: PlateSet
         img_s, plate_s = image, plate
     r, g, b = cv2.split(cv2.absdiff(img_s, plate_s))
     dmax = cv2.max(cv2.max(r, g), b)
-    region = _subject_region(dmax, s)
+    detect = detection_threshold(dmax, s)
+    region = _subject_region(dmax, s, detect)
     h, w = dmax.shape
     # distances to the region's edge (one transform each way) instead of large morphology kernels
     depth = cv2.distanceTransform(region, cv2.DIST_L2, 3)
@@ -398,7 +419,7 @@ def alpha_by_projection(image: np.ndarray, plate: np.ndarray, settings: PlateSet
             core = (depth > s.core_depth) | holes
     matte = core.astype(np.float32)
     near = cv2.distanceTransform(1 - region, cv2.DIST_L2, 3) <= s.reach
-    candidate = near & (dmax > s.detect) & ~core
+    candidate = near & (dmax > detect) & ~core
     candidate |= (region > 0) & ~core  # the region's own rim, even where the difference is faint
     if not candidate.any():
         return matte
