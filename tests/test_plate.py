@@ -170,6 +170,8 @@ def test_plate_of_another_size_needs_alignment():
 def test_settings_are_checked():
     with pytest.raises(ValueError):
         PlateSettings(low=30, high=20)
+    with pytest.raises(ValueError, match="detect_min"):
+        PlateSettings(detect_min=12)  # above the fixed threshold of 10
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         PlateSettings(low=0, high=1)

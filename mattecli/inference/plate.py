@@ -81,6 +81,8 @@ class PlateSettings:
             raise ValueError(f"mode must be projection or ramp, not {self.mode!r}")
         if not 0 <= self.low < self.high:
             raise ValueError(f"need 0 <= low < high, got low={self.low}, high={self.high}")
+        if not 0 <= self.detect_min <= self.detect:
+            raise ValueError(f"need 0 <= detect_min <= detect, got detect_min={self.detect_min}, detect={self.detect}")
         if self.median and self.median % 2 == 0:
             raise ValueError("the median filter size must be odd")
 
@@ -328,8 +330,8 @@ def _subject_coloured_holes(region: np.ndarray, dmax: np.ndarray, f_small: np.nd
     deeper than ``hole_depth`` px inside the filled region, with a faint rim: median difference
     around it below ``hole_edge``; gaps between strands lie near the edge, and a gap between an arm
     and the body has a clear edge, but the gaps in a mass of hair are deep and faint-rimmed too, so
-    this second test is off by default). Holes touching the frame's border are background, and so are holes larger
-    than ``hole_fraction`` of the region's area."""
+    this second test is off by default). Holes touching the frame's border are background, and so
+    are holes larger than ``hole_fraction`` of the region's area."""
     h, w = region.shape
     out = np.zeros((h, w), bool)
     bx, by, bw, bh = cv2.boundingRect(region)  # every hole lies inside the region's box
