@@ -315,7 +315,7 @@ def register(app: typer.Typer) -> None:
                                                       "square its trimap network sees."),
         click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
                                                    help="With --simulate-clicks and no --weights: grabcut (clicks -> "
-                                                        "segmentation -> trimap -> closed form), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that confirms re-solves on all clicks and a click that corrects claims the connected region of its colour; docs/matte.md) or disks (click disks "
+                                                        "segmentation -> trimap -> closed form), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks (click disks "
                                                         "as closed-form constraints) [default: adaptive]."),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient, Connectivity (and MAD) over the unknown region or the whole image."""

@@ -38,8 +38,8 @@ def register(app: typer.Typer) -> None:
                                                "others are left out, not failed), as the studio's replay does."),
         click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
                                                    help="Without --weights, how clicks become a matte: grabcut (a "
-                                                        "GrabCut segmentation seeded by the clicks and strokes gives "
-                                                        "a trimap whose band closed form mattes), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that confirms re-solves on all clicks and a click that corrects claims the connected region of its colour; docs/matte.md) or disks (the click "
+                                                        "GrabCut segmentation seeded by all the clicks and strokes at once gives "
+                                                        "a trimap whose band closed form mattes), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks (the click "
                                                         "disks alone constrain closed form) [default: adaptive]."),
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),

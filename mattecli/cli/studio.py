@@ -26,7 +26,7 @@ def register(app: typer.Typer) -> None:
                                                           "matte: 5 for the classical method, a click network's own rule]."),
         click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
                                                    help="Without --weights: grabcut (clicks and strokes seed a "
-                                                        "segmentation whose edge band closed form mattes), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that confirms re-solves on all clicks and a click that corrects claims the connected region of its colour; docs/matte.md) or disks "
+                                                        "segmentation whose edge band closed form mattes), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks "
                                                         "(click disks alone constrain closed form) [default: adaptive]."),
         work_size: int = typer.Option(384, "--work-size", min=16,
                                       help="Longer side of the live preview's computation; save is always at full resolution."),
