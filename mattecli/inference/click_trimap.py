@@ -27,7 +27,7 @@ needed only in a band around the segmentation's boundary. So:
      background click only takes away, and nothing an earlier click settled elsewhere moves
      (GrabCut re-estimating its colour models from all clicks at once let a new click flip
      regions far from it, so the error could rise with more clicks).
-   - ``adaptive`` (the default ``--click-method``) lets a corrective entry (one that lands on
+   - ``adaptive`` (the default ``--click-method``) lets a corrective entry (one that touches
      the other side of the previous segmentation) claim more than the step's reach, still only
      towards its label and joined to it: the pixels of the side it corrects whose colour a model
      of its own pixels explains better than that side's far colours (``claim_colour``), and what a
