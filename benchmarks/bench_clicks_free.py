@@ -303,7 +303,7 @@ def part_person(out: Path, real_root: Path, log) -> dict:
     from mattecli.inference.foreground import estimate_foreground
     from mattecli.report.heatmap import draw_clicks
 
-    method = methods()["grabcut"]
+    method = build_method(None, "classical", "cpu")  # the default --click-method
     rows, result = [], {}
     for rel, marks in PERSON_CLICKS:
         image = read_rgb(real_root / rel)
