@@ -10,6 +10,12 @@ Parts (``--parts``, comma list):
   (b) the ``eval --simulate-clicks`` protocol (:mod:`mattecli.inference.click_protocol`) for
   ``grabcut`` and ``disks`` up to ``--clicks`` clicks. The disk method refuses foreground-only
   clicks; the protocol scores its refusal as an empty matte (what a person sees).
+- ``dev-synthetic``: as ``synthetic`` on ``heldout.py``'s ``val`` split, the development set the
+  settings are chosen on.
+- ``dev-real``: the real development photographs (``--dev-real``, default ``../shared/data/real``):
+  the six P3M portraits against their P3M-Net predictions (a network's output, not measured ground
+  truth: good enough to develop on), the lemur and the dandelion against their published closed-form
+  alphas. 3 + 3 interior clicks, and the protocol up to ``--real-clicks`` clicks. Never scored.
 - ``real``: the 27 alphamatting.com training images (``--real``, ground truth there), the
   same 3 + 3 interior clicks; closed form with ``trimap1`` beside.
 - ``noc-real``: the protocol on the real images up to ``--real-clicks`` clicks, one image
@@ -82,14 +88,12 @@ class EmptyOnRefusal(ClassicalMethod):
             yield job, ((np.zeros(job.image.shape[:2], np.float32), None) if isinstance(result, MatteError) else result)
 
 
-METHODS = ["grabcut", "chain", "disks"]  # --methods: `--click-method` values
+METHODS = ["adaptive", "grabcut", "chain", "disks"]  # --methods: `--click-method` values
 
 
 def methods(device: str = "cpu") -> dict:
-    grabcut = build_method(None, "classical", device, click_method="grabcut")
-    disks = EmptyOnRefusal(grabcut.device, click_method="disks")
-    chain = build_method(None, "classical", device, click_method="chain")
-    return {name: m for name, m in (("grabcut", grabcut), ("chain", chain), ("disks", disks)) if name in METHODS}
+    return {name: EmptyOnRefusal(device, click_method="disks") if name == "disks"
+            else build_method(None, "classical", device, click_method=name) for name in dict.fromkeys(METHODS)}
 
 
 def three_plus_three(images: list[tuple[str, Path, Path, Path]], log) -> dict:
@@ -140,9 +144,9 @@ def curve_summary(curve, trimap_sad: dict[str, float]) -> dict:
             "failures": curve.failures}
 
 
-def part_synthetic(out: Path, clicks: int, log) -> dict:
+def part_synthetic(out: Path, clicks: int, log, split: str = "test") -> dict:
     splits = make_splits(out / "splits")
-    data = splits["test"]
+    data = splits[split]
     records = read_manifest(data)
     images = [(r.name, resolve(data, r.merged_path), resolve(data, r.alpha_path), resolve(data, r.trimap_path))
               for r in records]
@@ -154,6 +158,42 @@ def part_synthetic(out: Path, clicks: int, log) -> dict:
         result[f"noc_{label}"] = curve_summary(curve, trimap_sad)
         log(f"synthetic protocol {label}: " + ", ".join(f"@{n} {curve.mean(n)['sad']:.2f}" for n in REPORTED
                                                          if n <= clicks) + f" ({time.perf_counter() - t0:.0f} s)")
+    return result
+
+
+#: the real development set (``dev-real``), under ../shared/data/real: (name, image, reference alpha)
+DEV_REAL = [*((f"p3m_{k}", f"p3m_portraits/p_{k}_image.jpg", f"p3m_portraits/p_{k}_alpha_ref_p3mnet.png")
+              for k in ("015cd10e", "22fc0130", "514ca06a", "a09f6d7a", "bd6af989", "d684dae3")),
+            ("lemur", "pymatting_lemur/lemur_image.png", "pymatting_lemur/lemur_alpha_ref_cf.png"),
+            ("dandelion", "closed_form_dandelion/dandelion_image.png",
+             "closed_form_dandelion/dandelion_alpha_ref_cf_trimap.png")]
+
+
+def part_dev_real(root: Path, clicks: int, log, ms: dict | None = None) -> dict:
+    """The real development photographs: 3 + 3 interior clicks, and the protocol up to ``clicks``."""
+    ms = methods() if ms is None else ms
+    result: dict = {"three_plus_three": {}, "protocol": {}}
+    rows = []
+    for name, image_rel, ref_rel in DEV_REAL:
+        image, gt = read_rgb(root / image_rel), read_alpha_float(root / ref_rel)
+        row = {"name": name}
+        for label, method in ms.items():
+            row[label] = sad(method.alpha(_job(name, image, interior_clicks(gt))), gt)
+        rows.append(row)
+        log(f"dev-real 3+3 {name}: " + ", ".join(f"{k} {v:.2f}" for k, v in row.items() if k != "name"))
+    result["three_plus_three"] = {"images": rows, "mean": {k: float(np.mean([r[k] for r in rows])) for k in ms}}
+    images = [ProtocolImage(name, root / image_rel, root / ref_rel) for name, image_rel, ref_rel in DEV_REAL]
+    for label, method in ms.items():
+        t0 = time.perf_counter()
+        curve = simulate(method, images, clicks, ("sad",))
+        summary = curve_summary(curve, {im.name: 0.0 for im in curve.images})
+        del summary["clicks_to_1_5x_trimap"], summary["never"]
+        summary["per_image"] = {im.name: [s["sad"] for s in im.scores] for im in curve.images}
+        result["protocol"][label] = summary
+        log(f"dev-real protocol {label}: " + ", ".join(f"@{n} {curve.mean(n)['sad']:.2f}" for n in (*REPORTED, 20)
+                                                       if n <= clicks)
+            + f"; falling {summary['images_falling_1_to_last']} of {len(curve.images)}, rising somewhere "
+              f"{summary['images_rising_somewhere']} ({time.perf_counter() - t0:.0f} s)")
     return result
 
 
@@ -263,7 +303,7 @@ def part_person(out: Path, real_root: Path, log) -> dict:
     from mattecli.inference.foreground import estimate_foreground
     from mattecli.report.heatmap import draw_clicks
 
-    method = methods()["grabcut"]
+    method = build_method(None, "classical", "cpu")  # the default --click-method
     rows, result = [], {}
     for rel, marks in PERSON_CLICKS:
         image = read_rgb(real_root / rel)
@@ -285,6 +325,9 @@ def part_person(out: Path, real_root: Path, log) -> dict:
     return result
 
 
+PREVIEW_METHODS = ["adaptive", "grabcut", "chain"]  # --methods, less disks
+
+
 def part_preview(out: Path, real_root: Path, clicks: int, log) -> dict:
     """CPU milliseconds per studio preview (``time.process_time``, robust to other jobs' load, unlike
     wall time): an in-process :class:`StudioSession` on alphamatting.com GT04 at 512 px, working
@@ -302,7 +345,7 @@ def part_preview(out: Path, real_root: Path, clicks: int, log) -> dict:
     marks = simulated_clicks(resized(read_alpha(real_root / "alpha" / "GT04.png"), 512), clicks, 0)
     write_image(out / "preview" / "in" / "GT04.png", image)
     result = {}
-    for label in ("grabcut", "chain"):
+    for label in PREVIEW_METHODS:
         for timed in (False, True):
             click_trimap._CHAIN_CACHE.clear()
             session = StudioSession(MatteOptions(input=out / "preview" / "in", out=out / "preview" / label,
@@ -327,16 +370,18 @@ def main() -> None:
     ap.add_argument("--parts", default="synthetic,real")
     ap.add_argument("--clicks", type=int, default=10, help="protocol clicks on the synthetic set")
     ap.add_argument("--real", type=Path, default=REAL)
+    ap.add_argument("--dev-real", type=Path, default=REAL.parent, help="dev-real: ../shared/data/real")
     ap.add_argument("--real-clicks", type=int, default=20, help="protocol clicks on the real images")
     ap.add_argument("--reverse", action="store_true", help="noc-real: take the images from the last (a second run)")
     ap.add_argument("--summary-only", action="store_true", help="noc-real: summarise the finished images only")
-    ap.add_argument("--methods", default="grabcut,chain,disks",
-                    help="weights-free methods compared (`--click-method` values): grabcut (one GrabCut on all the "
-                         "clicks), chain (each click refines the segmentation before it, with the doubtful-colour "
-                         "band), disks")
-    ap.add_argument("--noc-method", default="grabcut", help="noc-real: the method run (grabcut or chain)")
+    ap.add_argument("--methods", default="adaptive,grabcut,chain,disks",
+                    help="weights-free methods compared (`--click-method` values): adaptive (the default), grabcut "
+                         "(one GrabCut on all the clicks), chain (each click refines the segmentation before it, "
+                         "with the doubtful-colour band), disks")
+    ap.add_argument("--noc-method", default="grabcut", help="noc-real: the method run (adaptive, grabcut or chain)")
     args = ap.parse_args()
     METHODS[:] = args.methods.split(",")
+    PREVIEW_METHODS[:] = [m for m in METHODS if m != "disks"]
     args.out.mkdir(parents=True, exist_ok=True)
     log_path = args.out / "log.txt"
 
@@ -350,6 +395,10 @@ def main() -> None:
         t0 = time.perf_counter()
         if part == "synthetic":
             results[part] = part_synthetic(args.out, args.clicks, log)
+        elif part == "dev-synthetic":
+            results[part] = part_synthetic(args.out, args.clicks, log, split="val")
+        elif part == "dev-real":
+            results[part] = part_dev_real(args.dev_real, args.real_clicks, log)
         elif part == "real":
             results[part] = three_plus_three(real_images(args.real), log)
         elif part == "preview":

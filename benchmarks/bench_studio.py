@@ -155,7 +155,7 @@ def main() -> None:
     ap.add_argument("--click-quick", action="store_true", help="time the click-quick network (untrained weights)")
     ap.add_argument("--full", default="512", help="sizes at which to time the classical method at full resolution too")
     ap.add_argument("--click-methods", default="grabcut,disks",
-                    help="the weights-free methods to time (matte --click-method): grabcut, disks")
+                    help="the weights-free methods to time (matte --click-method): adaptive, grabcut, chain, disks")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--no-browser", action="store_true")
     ap.add_argument("--screenshot", type=Path, default=None)

@@ -313,10 +313,10 @@ def register(app: typer.Typer) -> None:
         infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
                                                  help="With --weights of a guidance-free network (shm): side of the "
                                                       "square its trimap network sees."),
-        click_method: Optional[Literal["grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
+        click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
                                                    help="With --simulate-clicks and no --weights: grabcut (clicks -> "
-                                                        "segmentation -> trimap -> closed form), chain (the same, each click refining the segmentation of the ones before: every click lowers the error and a studio preview costs one short GrabCut step, but worse on real photographs, docs/matte.md) or disks (click disks "
-                                                        "as closed-form constraints) [default: grabcut]."),
+                                                        "segmentation -> trimap -> closed form), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks (click disks "
+                                                        "as closed-form constraints) [default: adaptive]."),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient, Connectivity (and MAD) over the unknown region or the whole image."""
         from mattecli.cli.options import refuse_unless

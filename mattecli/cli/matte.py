@@ -36,11 +36,11 @@ def register(app: typer.Typer) -> None:
         clicked_only: bool = typer.Option(False, "--clicked-only",
                                           help="With --clicks: matte only the images the clicks file names (the "
                                                "others are left out, not failed), as the studio's replay does."),
-        click_method: Optional[Literal["grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
+        click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
                                                    help="Without --weights, how clicks become a matte: grabcut (a "
-                                                        "GrabCut segmentation seeded by the clicks and strokes gives "
-                                                        "a trimap whose band closed form mattes), chain (the same, each click refining the segmentation of the ones before: every click lowers the error and a studio preview costs one short GrabCut step, but worse on real photographs, docs/matte.md) or disks (the click "
-                                                        "disks alone constrain closed form) [default: grabcut]."),
+                                                        "GrabCut segmentation seeded by all the clicks and strokes at once gives "
+                                                        "a trimap whose band closed form mattes), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks (the click "
+                                                        "disks alone constrain closed form) [default: adaptive]."),
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",

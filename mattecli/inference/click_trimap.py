@@ -27,6 +27,14 @@ needed only in a band around the segmentation's boundary. So:
      background click only takes away, and nothing an earlier click settled elsewhere moves
      (GrabCut re-estimating its colour models from all clicks at once let a new click flip
      regions far from it, so the error could rise with more clicks).
+   - ``adaptive`` (the default ``--click-method``) lets a corrective entry (one that touches
+     the other side of the previous segmentation) claim more than the step's reach, still only
+     towards its label and joined to it: the pixels of the side it corrects whose colour a model
+     of its own pixels explains better than that side's far colours (``claim_colour``), and what a
+     fresh GrabCut on all the seeds (the one-shot solve: a global colour re-fit) moves to its
+     label within ``fresh_claim_depth`` times the entry's depth in the region it corrects
+     (``fresh_claim``). The chain alone left a wrong first segmentation wrong on photos (each
+     click fixed at most its reach); the one-shot solve alone let a click flip regions far away.
 
    The result is a function of the image and the ordered entries only, so ``matte --clicks``
    replaying a saved file gives what the studio showed; a per-process cache of the chain makes
@@ -85,6 +93,15 @@ class ClickTrimapSettings:
     step_prior: float = 0.05  # region around a new entry that starts on its side, of the shorter side
     step_reach: float = 0.15  # beyond this (of the shorter side) from a new entry the labels stay (0: no limit)
     local: bool = True  # a chained entry changes only what is connected to it, towards its label
+    #: a corrective entry's starting region also takes the opposite side's pixels connected to it whose
+    #: colour the entry's own colours explain better than that side's far colours, with no reach limit
+    claim_colour: bool = False
+    #: a corrective entry also takes, from a fresh GrabCut on all the seeds, what that solve moved to
+    #: the entry's label and joined to it, with no reach limit (the global colour re-fit, kept local)
+    fresh_claim: bool = False
+    #: ... within this many times the entry's depth in the region it corrects (its distance to the
+    #: previous segmentation's pixels of its own label; 0: no limit)
+    fresh_claim_depth: float = 0.0
     #: the band also takes pixels within this fraction of the shorter side of the boundary whose
     #: colour is not clearly their side's (0: off; :func:`doubtful_pixels`) ...
     doubt_reach: float = 0.07
@@ -94,11 +111,15 @@ class ClickTrimapSettings:
     doubt_outlier: float = 0.01  # ... and a likelihood under its side's model above this quantile of the core's
 
 
-#: ``--click-method grabcut``, the default: one fresh GrabCut on all the clicks and strokes at once,
-#: the plain band. ``ClickTrimapSettings()`` itself is ``--click-method chain``: better and steadier on
-#: synthetic composites, worse on the real photographs (BENCHMARKS.md, "chained against one-shot"), so
-#: it is not the default.
+#: ``--click-method grabcut``: one fresh GrabCut on all the clicks and strokes at once, the plain band.
+#: ``ClickTrimapSettings()`` itself is ``--click-method chain``: better and steadier on synthetic
+#: composites, worse on the real photographs (BENCHMARKS.md, "chained against one-shot").
 ONE_SHOT = {"chain": False, "doubt_reach": 0.0}
+#: ``--click-method adaptive``, the default: the chain, a corrective entry claiming the connected region
+#: of its colour and what the one-shot solve gives it near itself (step 2; docs/matte.md)
+ADAPTIVE = {"claim_colour": True, "fresh_claim": True, "fresh_claim_depth": 1.0}
+#: the knobs of each ``--click-method`` that builds a trimap from a segmentation
+CLICK_METHOD_SETTINGS = {"adaptive": ADAPTIVE, "grabcut": ONE_SHOT, "chain": {}}
 
 
 def _to_bgr8(image: np.ndarray) -> np.ndarray:
@@ -189,12 +210,16 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
     prev_fg = previous.fg
     mask = np.where(prev_fg, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     to_entry = cv2.distanceTransform((~entry_seed).astype(np.uint8), cv2.DIST_L2, 3)
+    opposite = ~prev_fg if positive else prev_fg
+    claimed = np.zeros((wh, ww), bool)
     if settings.step_prior > 0:
-        opposite = ~prev_fg if positive else prev_fg
         near = to_entry <= settings.step_prior * min(wh, ww)
-        mask[_connected_to(opposite & near, entry_seed)] = cv2.GC_PR_FGD if positive else cv2.GC_PR_BGD
+        claimed = _connected_to(opposite & near, entry_seed)
+    if settings.claim_colour:
+        claimed |= _colour_claim(small_bgr, opposite, entry_seed, to_entry > settings.step_reach * min(wh, ww))
+    mask[claimed] = cv2.GC_PR_FGD if positive else cv2.GC_PR_BGD
     if settings.step_reach > 0:  # beyond the reach the previous labels are hard: a click acts near itself
-        far = to_entry > settings.step_reach * min(wh, ww)
+        far = (to_entry > settings.step_reach * min(wh, ww)) & ~claimed
         mask[far] = np.where(prev_fg[far], cv2.GC_FGD, cv2.GC_BGD)
     fg_seed, bg_seed = seeds > 0, seeds < 0
     mask[fg_seed] = cv2.GC_FGD
@@ -208,10 +233,46 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
     fg = (mask == cv2.GC_FGD) | (mask == cv2.GC_PR_FGD)
     if settings.local:
         moved = (fg != prev_fg) & (fg == positive)  # changes towards the entry's label only ...
+        if settings.fresh_claim:
+            moved |= _fresh_claim(small_bgr, opposite, fg_seed, bg_seed, entry_seed, to_entry, positive, settings)
         fg = prev_fg.copy()
         fg[_connected_to(moved, entry_seed)] = positive  # ... joined to the entry through changed pixels
         fg[fg_seed], fg[bg_seed] = True, False
     return Segmentation(_keep_seeded(fg, fg_seed), bgd, fgd)
+
+
+def _colour_claim(small_bgr: np.ndarray, opposite: np.ndarray, entry_seed: np.ndarray, far: np.ndarray) -> np.ndarray:
+    """The pixels of ``opposite`` (the side a corrective entry lands on) connected to the entry whose
+    colour is likelier under a colour model of the entry's own pixels than under one of ``opposite``'s
+    pixels in ``far`` (that side's colours away from the entry), each OpenCV's GrabCut model."""
+    own = entry_seed
+    if own.sum() < 20:  # too few pixels to fit five Gaussians: the entry's neighbourhood
+        own = cv2.distanceTransform((~entry_seed).astype(np.uint8), cv2.DIST_L2, 3) <= 3
+    other = small_bgr[opposite & far & ~own]
+    if len(other) < 50:
+        return np.zeros(opposite.shape, bool)
+    own_model, other_model = fit_colour_models(small_bgr[own], other[::-(-len(other) // CORE_SAMPLES)])
+    colours = small_bgr[opposite][None]
+    likelier = np.zeros(opposite.shape, bool)
+    likelier[opposite] = gmm_likelihood(own_model, colours)[0] > gmm_likelihood(other_model, colours)[0]
+    return _connected_to(likelier & opposite, entry_seed) & opposite
+
+
+def _fresh_claim(small_bgr: np.ndarray, opposite: np.ndarray, fg_seed: np.ndarray, bg_seed: np.ndarray,
+                 entry_seed: np.ndarray, to_entry: np.ndarray, positive: bool,
+                 settings: ClickTrimapSettings) -> np.ndarray:
+    """What a fresh GrabCut on all the seeds (the one-shot solve) moves from ``opposite`` (the side a
+    corrective entry lands on) to the entry's label, within ``fresh_claim_depth`` times the entry's
+    depth in ``opposite`` (its distance to the other side): a deep click in a large wrong region
+    may claim far, a click in a sliver only near itself. Empty for an entry on its own side (no
+    GrabCut then)."""
+    depth = float(cv2.distanceTransform(opposite.astype(np.uint8), cv2.DIST_L2, 3)[entry_seed].max())
+    if depth <= 0:
+        return np.zeros(opposite.shape, bool)
+    taken = (_fresh(small_bgr, fg_seed, bg_seed, settings).fg == positive) & opposite
+    if settings.fresh_claim_depth > 0:
+        taken &= to_entry <= settings.fresh_claim_depth * depth
+    return taken
 
 
 #: chained segmentations kept per process: (image digest, guidance prefix, radius, settings) ->

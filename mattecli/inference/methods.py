@@ -69,7 +69,8 @@ class Method:
 #: how the weights-free method reads clicks (``--click-method``): a segmentation seeded by the
 #: clicks and strokes gives a trimap (mattecli.inference.click_trimap), or the click disks alone
 #: are the closed form's constraints (the older method)
-CLICK_METHODS = ("grabcut", "chain", "disks")
+CLICK_METHODS = ("adaptive", "grabcut", "chain", "disks")
+DEFAULT_CLICK_METHOD = "adaptive"
 
 
 class ClassicalMethod(Method):
@@ -79,7 +80,8 @@ class ClassicalMethod(Method):
     name = "the classical method"
     guidance_kinds = ("trimap", "clicks", "background")
 
-    def __init__(self, device: torch.device | str, click_radius: float | None = None, click_method: str = "grabcut",
+    def __init__(self, device: torch.device | str, click_radius: float | None = None,
+                 click_method: str = DEFAULT_CLICK_METHOD,
                  workers: int | None = 1) -> None:
         super().__init__(device)
         #: processes that solve images side by side (None: every core); 1 solves in this process
@@ -113,7 +115,7 @@ class ClassicalMethod(Method):
             return solve + "; no foreground colour (only alpha is written)"
         # estimate_foreground pins CPU work to one thread (see mattecli.inference.foreground).
         where = "cpu (1 thread)" if self.device.type == "cpu" else device_name(self.device)
-        clicks = {"grabcut": "clicks -> GrabCut trimap -> ",
+        clicks = {"adaptive": "clicks -> adaptive GrabCut trimap -> ", "grabcut": "clicks -> GrabCut trimap -> ",
                   "chain": "clicks -> chained GrabCut trimap -> "}.get(self.click_method, "")
         return f"{solve.replace('classical ', 'classical ' + clicks, 1)}; foreground colour (Germer et al.) on {where}, float32"
 
@@ -139,10 +141,10 @@ def classical_alpha(kind: str, image: np.ndarray, guidance, path, click_radius: 
     """The classical method's alpha for one image and its guidance (see ``ClassicalMethod``)."""
     if kind == "trimap":
         return closed_form_alpha(image, trimap=guidance)
-    if kind == "clicks" and click_method in ("grabcut", "chain"):
-        from mattecli.inference.click_trimap import ONE_SHOT, ClickTrimapSettings, click_trimap_alpha
+    if kind == "clicks" and click_method != "disks":
+        from mattecli.inference.click_trimap import CLICK_METHOD_SETTINGS, ClickTrimapSettings, click_trimap_alpha
 
-        knobs = {} if click_method == "chain" else dict(ONE_SHOT)
+        knobs = dict(CLICK_METHOD_SETTINGS[click_method])
         if segment_side is not None:
             knobs["work_side"] = segment_side
         return click_trimap_alpha(image, guidance, click_radius, ClickTrimapSettings(**knobs), path=path)
@@ -390,5 +392,5 @@ def build_method(weights: str | os.PathLike | None, method: str, device: str, ba
         raise MatteError("--precision applies to trained networks; the classical method runs in float64/float32")
     # auto and cpu cannot fail, so they resolve when the foreground is first estimated (never, for alpha only)
     lazy = (device or "").strip().lower() in LAZY_SPECS
-    return ClassicalMethod(device if lazy else resolve_device(device), click_radius, click_method or "grabcut",
+    return ClassicalMethod(device if lazy else resolve_device(device), click_radius, click_method or DEFAULT_CLICK_METHOD,
                            workers)

@@ -29,6 +29,7 @@ from mattecli.inference.batch import (GuidanceSource, Item, Job, MatteOptions, O
                                       plan_items, unit_to_uint8, write_result)
 from mattecli.data.clicks import Stroke, check_inside, scale_guidance
 from mattecli.inference.clicks import Click, clicks_for, read_clicks, write_clicks
+from mattecli.inference.methods import DEFAULT_CLICK_METHOD
 from mattecli.io.atomic import all_or_nothing, is_inside
 from mattecli.io.images import encode_image, read_rgb
 from mattecli.io.locks import ExclusiveLock
@@ -339,7 +340,7 @@ class StudioSession:
             parts.append("--clicked-only")
         if self.method.click_radius is not None:  # None: the network's own radius rule, matte's default too
             parts += ["--click-radius", f"{self.method.click_radius:g}"]
-        if getattr(self.method, "click_method", "grabcut") != "grabcut":
+        if getattr(self.method, "click_method", DEFAULT_CLICK_METHOD) != DEFAULT_CLICK_METHOD:
             parts += ["--click-method", self.method.click_method]
         if "comp" in o.outputs:
             parts += ["--bg-color", "{},{},{}".format(*o.bg_color)]
