@@ -104,7 +104,12 @@ def ordered_map(fn: Callable[[T], R], tasks: Iterable[tuple[K, T]], workers: int
                 task = next(source, None)
                 if task is None:
                     break
-                window.append((task[0], task[1], pool.submit(fn, task[1])))
+                try:
+                    future = pool.submit(fn, task[1])
+                except BrokenProcessPool as exc:  # a worker died since the last wait: a suspect too
+                    future = Future()
+                    future.set_exception(exc)
+                window.append((task[0], task[1], future))
             if not window:
                 return
             key, payload, future = window.popleft()

@@ -9,3 +9,13 @@ def square_or_die(x: int) -> tuple[int, int]:
     if x == 3:
         os._exit(9)
     return x * x, os.getpid()
+
+
+def die_late(x: int) -> int:
+    """x squared; 1 dies after a moment, once the task before it has long been returned."""
+    import time
+
+    if x == 1:
+        time.sleep(0.5)
+        os._exit(9)
+    return x * x

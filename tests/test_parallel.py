@@ -8,7 +8,7 @@ import numpy as np
 
 from mattecli.io.images import read_raw, write_image
 from mattecli.parallel import default_workers, ordered_map
-from parallel_helpers import square_or_die
+from parallel_helpers import die_late, square_or_die
 from test_matte import run_cli, scene
 
 
@@ -22,6 +22,20 @@ def test_ordered_map_keeps_order_survives_a_dead_worker_and_uses_processes():
         assert results[f"k{x}"][0] == x * x
     pids = {results[f"k{x}"][1] for x in (0, 1, 2, 4, 5, 6, 7)}
     assert os.getpid() not in pids and len(pids) >= 2
+
+
+def test_a_worker_dying_while_the_caller_is_busy_is_survived():
+    """The caller takes its time over the first result; meanwhile a worker dies and breaks the pool,
+    so the next task cannot even be submitted. That task joins the ones rerun, in order."""
+    import time
+
+    got = []
+    for key, value in ordered_map(die_late, [(f"k{x}", x) for x in range(6)], workers=2,
+                                  crashed=lambda key, exc: "died"):
+        got.append((key, value))
+        if key == "k0":
+            time.sleep(1.5)  # the caller writes a file, say
+    assert got == [("k0", 0), ("k1", "died"), ("k2", 4), ("k3", 9), ("k4", 16), ("k5", 25)]
 
 
 def test_ordered_map_runs_a_single_task_or_one_worker_here():
