@@ -51,3 +51,18 @@ def test_matte_method_other_than_classical_is_refused(tmp_path, capsys, monkeypa
 def test_matte_help_says_what_method_is_for(capsys, monkeypatch):
     code, out = run_cli(capsys, monkeypatch, "matte", "--help")
     assert code == 0 and "closed-form" in " ".join(out.split())
+
+
+@pytest.mark.parametrize("command", ["matte", "studio", "eval"])
+def test_click_method_help_shows_its_default_and_the_cores_choices(capsys, monkeypatch, command):
+    """One --click-method for three commands: its choices are the core's, and the default is printed
+    (rich markup once swallowed an unescaped "[default: ...]")."""
+    import typing
+
+    from mattecli.cli.options import ClickMethod
+    from mattecli.inference.methods import CLICK_METHODS, DEFAULT_CLICK_METHOD
+
+    assert typing.get_args(ClickMethod) == CLICK_METHODS
+    code, out = run_cli(capsys, monkeypatch, command, "--help")
+    flat = " ".join(out.replace("│", " ").split())
+    assert code == 0 and f"[default: {DEFAULT_CLICK_METHOD}]" in flat, flat

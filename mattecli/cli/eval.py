@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
+from mattecli.cli.options import ClickMethod, apply_max_pixels, click_method_option, examples, max_pixels_option
 
 _FORMATS = {"sad": "{:.3f}", "mse": "{:.5f}", "grad": "{:.3f}", "conn": "{:.3f}", "mad": "{:.5f}"}
 _TITLES = {"sad": "SAD", "mse": "MSE", "grad": "Grad", "conn": "Conn", "mad": "MAD"}
@@ -313,10 +313,7 @@ def register(app: typer.Typer) -> None:
         infer_size: Optional[int] = typer.Option(None, "--infer-size", min=8,
                                                  help="With --weights of a guidance-free network (shm): side of the "
                                                       "square its trimap network sees."),
-        click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
-                                                   help="With --simulate-clicks and no --weights: grabcut (clicks -> "
-                                                        "segmentation -> trimap -> closed form), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks (click disks "
-                                                        "as closed-form constraints) [default: adaptive]."),
+        click_method: Optional[ClickMethod] = click_method_option("With --simulate-clicks and no --weights:"),
     ) -> None:
         """Score predictions with SAD, MSE, Gradient, Connectivity (and MAD) over the unknown region or the whole image."""
         from mattecli.cli.options import refuse_unless

@@ -6,7 +6,7 @@ from typing import Literal, Optional
 
 import typer
 
-from mattecli.cli.options import apply_max_pixels, examples, max_pixels_option
+from mattecli.cli.options import ClickMethod, apply_max_pixels, click_method_option, examples, max_pixels_option
 
 
 def register(app: typer.Typer) -> None:
@@ -36,11 +36,7 @@ def register(app: typer.Typer) -> None:
         clicked_only: bool = typer.Option(False, "--clicked-only",
                                           help="With --clicks: matte only the images the clicks file names (the "
                                                "others are left out, not failed), as the studio's replay does."),
-        click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
-                                                   help="Without --weights, how clicks become a matte: grabcut (a "
-                                                        "GrabCut segmentation seeded by all the clicks and strokes at once gives "
-                                                        "a trimap whose band closed form mattes), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks (the click "
-                                                        "disks alone constrain closed form) [default: adaptive]."),
+        click_method: Optional[ClickMethod] = click_method_option("Without --weights, how clicks become a matte:"),
         background: Optional[Path] = typer.Option(None, "--background",
                                                   help="Background plate, or folder of plates paired by name."),
         segmentation: Optional[Path] = typer.Option(None, "--segmentation",

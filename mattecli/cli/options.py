@@ -1,7 +1,7 @@
 """Parsing of flag text shared by several commands, so a colour or an output list reads the same everywhere."""
 from __future__ import annotations
 
-from typing import Iterable, Optional
+from typing import Iterable, Literal, Optional
 
 import typer
 
@@ -22,6 +22,23 @@ def apply_max_pixels(value: Optional[int]) -> None:
         from mattecli.io.images import set_max_pixels
 
         set_max_pixels(value)
+
+
+#: ``--click-method`` of matte, studio and eval (the weights-free method's ways of reading clicks;
+#: mattecli.inference.methods.CLICK_METHODS, which a test keeps equal)
+ClickMethod = Literal["adaptive", "grabcut", "chain", "disks"]
+CLICK_METHOD_HELP = ("grabcut (one GrabCut segmentation seeded by all the clicks and strokes at once gives a trimap "
+                     "whose band closed form mattes), chain (each click only refines the segmentation of the ones "
+                     "before, near itself), adaptive (the chain, but a click that corrects the segmentation also "
+                     "claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut "
+                     "on all the clicks gives it; docs/matte.md) or disks (the click disks alone constrain closed "
+                     "form) \\[default: adaptive].")
+
+
+def click_method_option(when: str) -> Optional[str]:
+    """The shared ``--click-method`` option; ``when`` says when it applies."""
+    return typer.Option(None, "--click-method", help=f"{when} {CLICK_METHOD_HELP}", show_default=False)
+
 
 COLOR_NAMES = {"white": (255, 255, 255), "black": (0, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255),
                "red": (255, 0, 0), "grey": (128, 128, 128), "gray": (128, 128, 128)}

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import typer
 
-from mattecli.cli.options import examples
+from mattecli.cli.options import ClickMethod, click_method_option, examples
 
 
 def register(app: typer.Typer) -> None:
@@ -24,10 +24,7 @@ def register(app: typer.Typer) -> None:
         click_radius: Optional[float] = typer.Option(None, "--click-radius", min=0.0,
                                                      help="Radius of a click's disk in full-resolution pixels \\[default: as "
                                                           "matte: 5 for the classical method, a click network's own rule]."),
-        click_method: Optional[Literal["adaptive", "grabcut", "chain", "disks"]] = typer.Option(None, "--click-method",
-                                                   help="Without --weights: grabcut (clicks and strokes seed a "
-                                                        "segmentation whose edge band closed form mattes), chain (each click only refines the segmentation of the ones before, near itself), adaptive (the chain, but a click that corrects the segmentation also claims the wrong region around it: the pixels of its colour joined to it and what one GrabCut on all the clicks gives it; docs/matte.md) or disks "
-                                                        "(click disks alone constrain closed form) [default: adaptive]."),
+        click_method: Optional[ClickMethod] = click_method_option("Without --weights:"),
         work_size: int = typer.Option(384, "--work-size", min=16,
                                       help="Longer side of the live preview's computation; save is always at full resolution."),
         refine_patches: Optional[int] = typer.Option(None, "--refine-patches", min=0,

@@ -211,15 +211,16 @@ def _step(small_bgr: np.ndarray, previous: Segmentation, seeds: np.ndarray, entr
     mask = np.where(prev_fg, cv2.GC_PR_FGD, cv2.GC_PR_BGD).astype(np.uint8)
     to_entry = cv2.distanceTransform((~entry_seed).astype(np.uint8), cv2.DIST_L2, 3)
     opposite = ~prev_fg if positive else prev_fg
+    beyond_reach = to_entry > settings.step_reach * min(wh, ww)
     claimed = np.zeros((wh, ww), bool)
     if settings.step_prior > 0:
         near = to_entry <= settings.step_prior * min(wh, ww)
         claimed = _connected_to(opposite & near, entry_seed)
     if settings.claim_colour:
-        claimed |= _colour_claim(small_bgr, opposite, entry_seed, to_entry > settings.step_reach * min(wh, ww))
+        claimed |= _colour_claim(small_bgr, opposite, entry_seed, beyond_reach)
     mask[claimed] = cv2.GC_PR_FGD if positive else cv2.GC_PR_BGD
     if settings.step_reach > 0:  # beyond the reach the previous labels are hard: a click acts near itself
-        far = (to_entry > settings.step_reach * min(wh, ww)) & ~claimed
+        far = beyond_reach & ~claimed
         mask[far] = np.where(prev_fg[far], cv2.GC_FGD, cv2.GC_BGD)
     fg_seed, bg_seed = seeds > 0, seeds < 0
     mask[fg_seed] = cv2.GC_FGD
@@ -251,7 +252,7 @@ def _colour_claim(small_bgr: np.ndarray, opposite: np.ndarray, entry_seed: np.nd
     other = small_bgr[opposite & far & ~own]
     if len(other) < 50:
         return np.zeros(opposite.shape, bool)
-    own_model, other_model = fit_colour_models(small_bgr[own], other[::-(-len(other) // CORE_SAMPLES)])
+    own_model, other_model = fit_colour_models(small_bgr[own], _evenly_at_most(other))
     colours = small_bgr[opposite][None]
     likelier = np.zeros(opposite.shape, bool)
     likelier[opposite] = gmm_likelihood(own_model, colours)[0] > gmm_likelihood(other_model, colours)[0]
@@ -398,8 +399,13 @@ def fit_colour_models(bgr_fg: np.ndarray, bgr_bg: np.ndarray) -> tuple[np.ndarra
     return fgd, bgd
 
 
-#: pixels per side the band's colour models are fitted on at most (an even stride through the core)
+#: pixels a colour model is fitted on at most (an even stride through them)
 CORE_SAMPLES = 20_000
+
+
+def _evenly_at_most(pixels: np.ndarray, count: int = CORE_SAMPLES) -> np.ndarray:
+    """Every k-th of ``pixels`` with the smallest k that leaves at most ``count``."""
+    return pixels[::-(-len(pixels) // count)]
 
 
 def doubtful_pixels(small_bgr: np.ndarray, fg: np.ndarray, settings: ClickTrimapSettings) -> np.ndarray:
@@ -421,7 +427,7 @@ def doubtful_pixels(small_bgr: np.ndarray, fg: np.ndarray, settings: ClickTrimap
     core_bg = small_bgr[outside > settings.doubt_bg_core * min(wh, ww)]
     if min(len(core_fg), len(core_bg)) < 50:  # too thin a side to model
         return none
-    core_fg, core_bg = core_fg[::-(-len(core_fg) // CORE_SAMPLES)], core_bg[::-(-len(core_bg) // CORE_SAMPLES)]
+    core_fg, core_bg = _evenly_at_most(core_fg), _evenly_at_most(core_bg)
     fgd, bgd = fit_colour_models(core_fg, core_bg)
     near = np.where(fg, inside, outside) <= settings.doubt_reach * min(wh, ww)
     colours, labelled_fg = small_bgr[near][None], fg[near]  # only pixels within reach are judged
